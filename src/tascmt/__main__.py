@@ -1,0 +1,7 @@
+"""``python -m tascmt`` entry point."""
+
+import sys
+
+from tascmt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""``tascmt`` command line: one sub-command per pipeline stage, each a thin wrapper over a Python function.
+
+Every sub-command lives in its own module here with two functions, ``add_parser(subparsers)`` and
+``run(args) -> int``. Heavy imports (torch) happen inside ``run`` so that ``tascmt --help`` is instant.
+User-facing errors (:class:`tascmt.errors.TascmtError`) are printed as one line without a traceback and
+give exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tascmt import __version__
+from tascmt.errors import TascmtError
+
+# (sub-command, module under tascmt.cli) in pipeline order.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("synth", "synth"),
+    ("verify", "verify"),
+    ("prepare", "prepare"),
+    ("train", "train"),
+    ("evaluate", "evaluate"),
+    ("experiment", "experiment"),
+    ("predict", "predict"),
+    ("benchmark", "benchmark"),
+    ("demo", "demo"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tascmt",
+        description="Joint slice interpolation and segmentation of CT and MRI (TASC-SwinMT).",
+    )
+    parser.add_argument("--version", action="version", version=f"tascmt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS:
+        try:
+            mod = importlib.import_module(f"tascmt.cli.{module}")
+        except ModuleNotFoundError as err:
+            if err.name != f"tascmt.cli.{module}":
+                raise
+            continue  # sub-command not built yet
+        p = mod.add_parser(sub)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args._run(args) or 0)
+    except TascmtError as err:
+        print(f"tascmt {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tascmt {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Small helpers shared by every pipeline stage (no torch import at module level)."""
