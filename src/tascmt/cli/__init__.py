@@ -15,17 +15,9 @@ import sys
 from tascmt import __version__
 from tascmt.errors import TascmtError
 
-# (sub-command, module under tascmt.cli) in pipeline order.
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("synth", "synth"),
-    ("verify", "verify"),
-    ("prepare", "prepare"),
-    ("train", "train"),
-    ("evaluate", "evaluate"),
-    ("experiment", "experiment"),
-    ("predict", "predict"),
-    ("benchmark", "benchmark"),
-    ("demo", "demo"),
+# Sub-commands (each a module under tascmt.cli of the same name), in pipeline order.
+COMMANDS: tuple[str, ...] = (
+    "synth", "verify", "prepare", "train", "evaluate", "experiment", "predict", "benchmark", "demo",
 )
 
 
@@ -36,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tascmt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS:
+    for module in COMMANDS:
         try:
             mod = importlib.import_module(f"tascmt.cli.{module}")
         except ModuleNotFoundError as err:

@@ -44,7 +44,8 @@ def write_text_atomic(dest: str | os.PathLike, text: str) -> Path:
 
 
 def write_json_atomic(dest: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
-    return write_text_atomic(dest, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
+    text = json.dumps(obj, indent=indent, default=_json_default)
+    return write_text_atomic(dest, text + "\n")
 
 
 def _json_default(o: Any) -> Any:

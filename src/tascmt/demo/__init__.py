@@ -1,0 +1,1 @@
+"""The one-command demo on the real-data default (MNI152 template)."""
