@@ -1,0 +1,38 @@
+"""Interpolation loss: the paper's hybrid L1 + MSE on the predicted middle frame (SPEC §5)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tascmt.errors import ConfigError
+
+
+class HybridInterpLoss(nn.Module):
+    """``alpha·L1 + (1 − alpha)·MSE``, both means over all pixels (SPEC §5: alpha = 0.4).
+
+    The target is clipped to [0, 1] first (SPEC §11.2: normalisation comes from the input frames only,
+    so the target may leave [0, 1]); the prediction is not clipped, so a residual head keeps its
+    gradient everywhere.
+
+    Args:
+        alpha: weight of the L1 term, in [0, 1]. The reference ``Dataset.py`` used 0.7, ``train.py`` 0.4.
+    """
+
+    def __init__(self, alpha: float = 0.4):
+        super().__init__()
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ConfigError(f"loss alpha must be in [0, 1], got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """pred, target: (B, 1, H, W) (any equal shapes) → scalar loss."""
+        if pred.shape != target.shape:
+            raise ValueError(f"HybridInterpLoss: pred shape {tuple(pred.shape)} != target shape "
+                             f"{tuple(target.shape)}")
+        target = target.clamp(0.0, 1.0)
+        return self.alpha * F.l1_loss(pred, target) + (1.0 - self.alpha) * F.mse_loss(pred, target)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from monai.metrics import DiceMetric, MeanIoU
+
+from tascmt.evaluation.metrics import (
+    aggregate_counts,
+    confusion,
+    seg_metrics,
+    seg_metrics_frames,
+    tcs,
+    tcs_fg,
+)
+
+
+def _random_masks(seed, shape=(6, 24, 24)):
+    rng = np.random.default_rng(seed)
+    prob = rng.random(shape)
+    gt = (rng.random(shape) > 0.6).astype(np.uint8)
+    return prob, gt
+
+
+def test_dice_iou_match_monai_on_random_masks():
+    prob, gt = _random_masks(0)
+    pred_bin = torch.from_numpy(prob > 0.5).float()[:, None]  # (B, 1, H, W)
+    gt_t = torch.from_numpy(gt).float()[:, None]  # (B, 1, H, W)
+    dice_ref = DiceMetric(include_background=True, reduction="none")(pred_bin, gt_t)[:, 0]
+    iou_ref = MeanIoU(include_background=True, reduction="none")(pred_bin, gt_t)[:, 0]
+    for b in range(prob.shape[0]):
+        m = seg_metrics(prob[b], gt[b])
+        assert m["dice"] == pytest.approx(float(dice_ref[b]), rel=1e-6)
+        assert m["iou"] == pytest.approx(float(iou_ref[b]), rel=1e-6)
+
+
+def test_precision_recall_by_hand_count():
+    prob, gt = _random_masks(1, shape=(30, 30))
+    p = prob > 0.5
+    g = gt > 0
+    tp, fp, fn = (p & g).sum(), (p & ~g).sum(), (~p & g).sum()
+    m = seg_metrics(prob, gt)
+    assert m["precision"] == pytest.approx(tp / (tp + fp))
+    assert m["recall"] == pytest.approx(tp / (tp + fn))
+    c = confusion(prob, gt)
+    assert (c["tp"], c["fp"], c["fn"]) == (tp, fp, fn)
+    assert sum(c.values()) == prob.size
+
+
+def test_threshold_is_strictly_greater():
+    gt = np.array([[1, 0]])
+    assert seg_metrics(np.array([[0.5, 0.0]]), gt)["recall"] == 0.0
+    assert seg_metrics(np.array([[0.51, 0.0]]), gt)["dice"] == 1.0
+    assert seg_metrics(np.array([[0.3, 0.0]]), gt, threshold=0.2)["dice"] == 1.0
+
+
+def test_empty_conventions():
+    empty = np.zeros((8, 8))
+    full = np.zeros((8, 8))
+    full[2:5, 2:5] = 1
+    assert seg_metrics(empty, empty) == {"dice": 1.0, "iou": 1.0, "precision": 1.0, "recall": 1.0}
+    fp_only = seg_metrics(full, empty)  # GT empty, prediction not
+    assert fp_only == {"dice": 0.0, "iou": 0.0, "precision": 0.0, "recall": 1.0}
+    fn_only = seg_metrics(empty, full)  # prediction empty, GT not
+    assert fn_only == {"dice": 0.0, "iou": 0.0, "precision": 1.0, "recall": 0.0}
+
+
+def test_aggregate_counts_sums_before_dividing():
+    prob, gt = _random_masks(2, shape=(4, 16, 16))
+    per = [confusion(prob[i], gt[i]) for i in range(4)]
+    agg = aggregate_counts(per)
+    whole = seg_metrics(prob, gt)  # the 3-D volume at once
+    for k in ("dice", "iou", "precision", "recall"):
+        assert agg[k] == pytest.approx(whole[k])
+    assert agg["tp"] == sum(c["tp"] for c in per)
+    mean_of_frames = np.mean([seg_metrics(prob[i], gt[i])["dice"] for i in range(4)])
+    assert agg["dice"] != pytest.approx(mean_of_frames, rel=1e-9)  # global ≠ mean of per-frame
+    empty = confusion(np.zeros((4, 4)), np.zeros((4, 4)))
+    assert aggregate_counts([empty, empty])["dice"] == 1.0
+    assert aggregate_counts(empty)["recall"] == 1.0
+
+
+def test_seg_metrics_frames_averages_frames_and_reports_y2():
+    gt = np.zeros((3, 8, 8))
+    gt[:, 2:6, 2:6] = 1
+    pred = gt.copy()
+    pred[1] = 0  # middle frame missed entirely
+    m = seg_metrics_frames(pred, gt)
+    assert m["dice_y2"] == 0.0 and m["recall_y2"] == 0.0 and m["precision_y2"] == 1.0
+    assert m["dice"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        seg_metrics_frames(pred[:2], gt[:2])
+
+
+def test_tcs_on_constructed_triplet():
+    masks = np.zeros((3, 10, 10))
+    masks[0, :, :4] = 1  # Y1: 40 pixels
+    masks[2, :, :2] = 1  # Y3: 20 pixels
+    masks[1, :, :3] = 0.9  # Y2: 30 pixels = exactly the average extent
+    # |Y2 − (Y1+Y3)/2|: columns 0–1: |1 − 1| = 0; column 2: |1 − 0.5| = 0.5; column 3: |0 − 0.5| = 0.5
+    assert tcs(masks) == pytest.approx(1 - (0.5 * 20) / 100)
+    gt = np.zeros_like(masks)
+    assert tcs_fg(masks, gt) == pytest.approx(1 - (0.5 * 20) / 40)  # union = columns 0–3
+    gt[1, :, 5] = 1  # GT foreground widens the region by 10 consistent pixels
+    assert tcs_fg(masks, gt) == pytest.approx(1 - 10 / 50)
+    assert tcs(np.ones((3, 4, 4))) == 1.0
+    assert math.isnan(tcs_fg(np.zeros((3, 4, 4)), np.zeros((3, 4, 4))))
+
+
+def test_tcs_rejects_wrong_shape():
+    with pytest.raises(ValueError, match="Y1, Y2, Y3"):
+        tcs(np.zeros((2, 4, 4)))
+    with pytest.raises(ValueError, match="shape"):
+        seg_metrics(np.zeros((4, 4)), np.zeros((4, 5)))
