@@ -21,6 +21,7 @@ class Volume:
     Attributes:
         case_id: identifier (file stem without ``.nii.gz``, or the DICOM series folder name).
         image: (X, Y, Z) float32, canonical orientation, original intensity units (e.g. HU for CT).
+            Strides are positive but the memory order may be Fortran (as nibabel reads NIfTI).
         affine: (4, 4) voxel → world (RAS mm) affine of ``image`` as stored (canonical).
         spacing: voxel sizes in mm along the three canonical array axes.
         label: (X, Y, Z) uint8 label map aligned with ``image``, or None.
