@@ -1,0 +1,139 @@
+"""Benchmark ``predict_volume`` on a 512×512×60 CT-like volume on the CPU, next to scipy linear interpolation.
+
+Each measurement runs in its own freshly spawned process, so peak memory (RSS, ``ru_maxrss``) belongs to
+that measurement alone; the baseline RSS (after imports and building the volume, before the operation) is
+reported beside it. The model is ``tasc_swinmt`` size ``small`` (untrained: only timing matters) at its
+native 128×128, with the resize-and-restore in-plane policy (512² slices → 128² → 512²).
+
+Usage: ``python benchmarks/bench_predict.py [--slices 60] [--size 512] [--batch-size 8] [--out PATH]``
+Writes ``benchmarks/results/predict.json`` by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "predict.json"
+
+
+def ct_like(size: int, n: int, seed: int = 0) -> np.ndarray:
+    """(size, size, n) float32 in HU: air outside, soft-tissue body, two lungs, a spine, noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5  # (size, size) in [-0.5, 0.5)
+    vol = np.empty((size, size, n), np.float32)
+    for k in range(n):
+        t = k / max(n - 1, 1)
+        body = (x / 0.42) ** 2 + (y / 0.32) ** 2 < 1
+        lung_r = 0.12 + 0.05 * np.sin(np.pi * t)
+        lungs = ((x - 0.17) ** 2 + y**2 < lung_r**2) | ((x + 0.17) ** 2 + y**2 < lung_r**2)
+        spine = x**2 + (y - 0.22) ** 2 < 0.04**2
+        sl = np.full((size, size), -1000.0, np.float32)
+        sl[body] = 40.0
+        sl[lungs] = -850.0
+        sl[spine] = 700.0
+        vol[..., k] = sl + rng.normal(0, 15, (size, size)).astype(np.float32)
+    return vol
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _measure(kind: str, size: int, n: int, batch_size: int, queue) -> None:
+    """Child process: build the volume, run one operation, report time and memory."""
+    import torch
+
+    vol = ct_like(size, n)
+    spacing = (0.7, 0.7, 2.5)
+    if kind == "predict":
+        from tascmt.data.inplane import InplanePolicy
+        from tascmt.data.normalize import make_normalizer
+        from tascmt.inference import Predictor, predict_volume
+        from tascmt.models import create_model
+
+        torch.manual_seed(0)
+        model = create_model("tasc_swinmt", size="small")
+        policy = InplanePolicy("pad_resize", model.config.img_size)  # 512² → 128² → 512²
+        predictor = Predictor(model, make_normalizer("CT"), policy, gap_mm=1.25)
+        predict_volume(vol[..., :2], spacing, predictor, progress=False)  # warm-up (one pair)
+        base = _rss_mib()
+        t0 = time.perf_counter()
+        res = predict_volume(vol, spacing, predictor, batch_size=batch_size, progress=False)
+        seconds = time.perf_counter() - t0
+        n_out = res.n_slices
+        extra = {"model": "tasc_swinmt", "model_size": "small", "model_img_size": model.config.img_size,
+                 "params": sum(p.numel() for p in model.parameters()), "batch_size": batch_size,
+                 "inplane": "pad_resize (resize-and-restore)", "torch_threads": torch.get_num_threads()}
+    else:
+        from scipy import ndimage
+
+        base = _rss_mib()
+        t0 = time.perf_counter()
+        out = ndimage.zoom(vol, (1, 1, (2 * n - 1) / n), order=1, grid_mode=False)  # knots at k/2
+        seconds = time.perf_counter() - t0
+        n_out = out.shape[2]
+        np.testing.assert_allclose(out[..., 2], vol[..., 1], atol=1e-2)  # acquired slices kept
+        extra = {"method": "scipy.ndimage.zoom(order=1)"}
+    queue.put({"kind": kind, "seconds": seconds, "n_out": n_out, "s_per_output_slice": seconds / n_out,
+               "baseline_rss_mib": base, "peak_rss_mib": _peak_mib(), **extra})
+
+
+def run(kind: str, size: int, n: int, batch_size: int) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure, args=(kind, size, n, batch_size, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--slices", type=int, default=60)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+
+    import scipy
+    import torch
+
+    import tascmt
+    from tascmt.utils.atomic import write_json_atomic
+
+    rows = [run(kind, args.size, args.slices, args.batch_size) for kind in ("linear", "predict")]
+    result = {
+        "volume": {"shape": [args.size, args.size, args.slices], "dtype": "float32", "kind": "CT-like (HU)",
+                   "output_slices": 2 * args.slices - 1},
+        "device": "cpu",
+        "results": {r["kind"]: r for r in rows},
+        "env": {"tascmt": tascmt.__version__, "torch": torch.__version__, "numpy": np.__version__,
+                "scipy": scipy.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
+                "load_average_1m_at_end": os.getloadavg()[0]},
+    }
+    write_json_atomic(args.out, result)
+    for r in rows:
+        print(f"{r['kind']:8s} {r['seconds']:8.2f} s  {1000 * r['s_per_output_slice']:8.1f} ms/output slice  "
+              f"peak RSS {r['peak_rss_mib']:7.0f} MiB (baseline {r['baseline_rss_mib']:.0f} MiB)")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
