@@ -1,0 +1,40 @@
+"""The Python API of the training stage: ``train(config)`` and ``resume(run_dir)``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tascmt.errors import ConfigError
+from tascmt.training.config import RUNTIME_FIELDS, TrainConfig
+from tascmt.training.trainer import RunResult, Trainer
+
+
+def train(config: TrainConfig | dict[str, Any], *, resume: bool = False,
+          trainer_cls: type[Trainer] = Trainer) -> RunResult:
+    """Train (or, with ``resume=True``, continue) the run described by ``config``.
+
+    Works unchanged under ``torchrun --nproc_per_node N`` (DDP). Returns
+    ``RunResult(run_dir, best_checkpoint, last_checkpoint, history, stop_reason, global_step)``.
+    """
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    return trainer_cls(config, resume=resume).fit()
+
+
+def resume(run_dir: str | os.PathLike, *, trainer_cls: type[Trainer] = Trainer,
+           **overrides: Any) -> RunResult:
+    """Continue the run in ``run_dir`` from its ``last/`` checkpoint with the saved ``config.json``.
+
+    Only options that do not change the training maths may be overridden
+    (``max_minutes``, ``max_steps``, ``num_workers``, ``device``, ``progress``, ``tensorboard``).
+    """
+    run_dir = Path(run_dir)
+    config = TrainConfig.load(run_dir / "config.json")
+    bad = sorted(set(overrides) - RUNTIME_FIELDS)
+    if bad:
+        raise ConfigError(f"cannot change {bad} when resuming {run_dir}; only {sorted(RUNTIME_FIELDS)} may "
+                          "differ from the saved config.json")
+    config = config.replace(**{**overrides, "out_dir": str(run_dir)})
+    return train(config, resume=True, trainer_cls=trainer_cls)
