@@ -29,6 +29,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mstaf_gate": ("task", "noop"),
     "ctci": ("fixed", "literal"),
     "interp_output": ("direct", "residual"),
+    "init": ("paper", "stable"),
 }
 
 
@@ -40,6 +41,12 @@ class TascConfig:
     ``use_mstaf`` (False = Conv1x1 over cat(decoder, skip)), ``use_ctci`` (False = identity), ``tasks``.
     Behaviour switches (parameter-free): ``shift_mask``, ``tala_mode``, ``ctci``, ``seg_carry``,
     ``mstaf_gate``, ``mstaf_attn``, ``interp_output``.
+    Initialisation: ``init="paper"`` is SPEC §3.7 (He-normal convolutions, trunc-normal linears);
+    ``"stable"`` additionally scales the last convolution of each output head and of each fixed-CTCI
+    residual branch by ``stable_init_gain`` so that the untrained model starts near its identity paths
+    (direct head ≈ 0.5 and seg probabilities ≈ 0.5, residual head ≈ the linear average). Under "paper" the
+    decoder's features grow through the fixed CTCI's cross-spectrum filter and the untrained ``small``
+    model starts with logits of standard deviation ≈ 14.
     """
 
     name: str = "tasc_swinmt"
@@ -69,6 +76,8 @@ class TascConfig:
     ctci: str = "fixed"
     seg_carry: bool = True
     interp_output: str = "direct"
+    init: str = "paper"
+    stable_init_gain: float = 0.01
 
     def __post_init__(self) -> None:
         for key, allowed in CHOICES.items():

@@ -144,6 +144,17 @@ class TascSwinMT(nn.Module):
         out_chans = {"interp": 1, "seg": cfg.seg_classes}
         self.heads = nn.ModuleDict({t: PixelShuffleHead(cfg.dims[0], out_chans[t]) for t in self.tasks})
         self.apply(init_weights)
+        if cfg.init == "stable":
+            self._scale_output_convs(cfg.stable_init_gain)
+
+    @torch.no_grad()
+    def _scale_output_convs(self, gain: float) -> None:
+        """``init="stable"``: shrink the convolutions that write into the outputs and the CTCI residuals."""
+        convs = [head.conv3 for head in self.heads.values()]
+        if self.ctcis is not None and self.config.ctci == "fixed":
+            convs += [c for ctci in self.ctcis for c in (ctci.out_i, ctci.out_s)]
+        for conv in convs:
+            conv.weight.mul_(gain)
 
     # ------------------------------------------------------------------ decoder pieces
     def _fuse(self, j: int, u: dict[str, torch.Tensor], skip: dict[str, torch.Tensor], record: Record | None):

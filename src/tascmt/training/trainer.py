@@ -30,6 +30,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tascmt.errors import CheckpointError, ConfigError, InputError, TascmtError
+from tascmt.models.baselines.inputs import model_input
+from tascmt.models.baselines.nnunet import deep_supervision_loss
 from tascmt.training import checkpointing
 from tascmt.training.config import TrainConfig
 from tascmt.training.distributed import (
@@ -149,8 +151,13 @@ class Trainer:
             losses["interp"] = self.interp_loss(outputs["interp"].float(), target.clamp(0, 1))
         if "seg" in self.tasks:
             target = batch["y_seg"].to(self.device, non_blocking=True).float()
-            losses["seg"] = self.seg_loss(outputs["seg_logits"].float(), target)
+            # Deep-supervision outputs (nnU-Net-style baseline, train mode only) are weighted in.
+            losses["seg"] = deep_supervision_loss(lambda lg, t: self.seg_loss(lg.float(), t), outputs, target)
         return losses
+
+    def model_input(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The model's input on the device: [X1, X3], or [X1, X2, X3] for triplet-input segmenters."""
+        return model_input(self.raw_model, batch, self.device)
 
     def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.balancer is None:
@@ -164,7 +171,7 @@ class Trainer:
 
     def train_step(self, batch: dict[str, Any]) -> StepOutput:
         """Forward, balanced loss, backward, non-finite checks, clipping and the optimiser step."""
-        x = batch["x"].to(self.device, non_blocking=True)  # (B, 2, H, W)
+        x = self.model_input(batch)  # (B, 2, H, W), or (B, 3, H, W) for triplet-input baselines
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
             outputs = self.model(x)
@@ -208,7 +215,7 @@ class Trainer:
     @torch.no_grad()
     def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """Sums over the batch: unweighted task losses × batch size, PSNR and Dice, and the count ``n``."""
-        x = batch["x"].to(self.device, non_blocking=True)
+        x = self.model_input(batch)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
             outputs = self.model(x)
         losses = self.compute_losses(outputs, batch)
@@ -265,6 +272,10 @@ class Trainer:
         if len(self.train_data) == 0:
             raise InputError("the training split has no triplets", path=cfg.cache_dir)
         self.raw_model = self.build_model().to(self.device)
+        if not getattr(self.raw_model, "trainable", True):
+            raise ConfigError(f"model {cfg.model!r} has nothing to train (a fixed reference such as "
+                              "linear_interp, or a cascade of separately trained models); "
+                              "evaluate it directly")
         self.tasks = self.model_tasks(self.raw_model)
         self.model = wrap_model(self.raw_model, self.dist, self.device, cfg.ddp_find_unused)
         self.raw_model = unwrap(self.model)  # (SyncBatchNorm conversion on CUDA keeps the parameters)
