@@ -20,4 +20,4 @@ __all__ = [
     "save_model",
 ]
 
-from tascmt.models import baselines  # noqa: F401  (registers the comparison baselines)
+from tascmt.models import baselines, mtl  # noqa: F401  (registers the comparison baselines)

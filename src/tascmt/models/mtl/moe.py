@@ -14,7 +14,7 @@ representation ends and the towers begin, as in MoE / MMoE (Ma et al., 2018); wi
 of MMoE's per-task gates, the gating is task-agnostic. ``forward_intermediates`` records ``moe.gate``
 (B, E) and ``moe.mix``.
 
-Parameters: 23,372,546 (paper), 1,478,021 (small), 46,166 (tiny).
+Parameters: 23,372,546 (paper), 1,478,021 (small), 46,166 (tiny); thop 78.71 GMAC at 1×2×512².
 """
 
 from __future__ import annotations
