@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="interpolation head formulation (default: %(default)s)")
     p.add_argument("--init", choices=("paper", "stable"), default=d.model_overrides.get("init", "paper"),
                    help="model initialisation (default: %(default)s; see TascConfig)")
+    p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -40,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig(out_dir=args.out, minutes=args.minutes, size=args.size, gap_mm=args.gap_mm,
                      model_overrides={**d.model_overrides, "interp_output": args.interp_output,
                                       "init": args.init},
-                     seed=args.seed, progress=not args.no_progress)
+                     lr=args.lr, seed=args.seed, progress=not args.no_progress)
     run_demo(cfg)
     return 0

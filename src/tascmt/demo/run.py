@@ -40,6 +40,7 @@ class DemoConfig:
     model_size: str = "small"
     model_overrides: dict[str, Any] = field(default_factory=lambda: {"interp_output": "residual"})
     balancer: str = "kendall"
+    lr: float = 1e-4
     seed: int = 0
     batch_size: int = 2
     epochs: int = 100
@@ -81,7 +82,7 @@ def run_demo(config: DemoConfig | None = None) -> Path:
     train_cfg = TrainConfig(
         cache_dir=str(cache), out_dir=str(out / "run"), model=cfg.model, size=cfg.model_size,
         model_overrides=dict(cfg.model_overrides), epochs=cfg.epochs, batch_size=cfg.batch_size,
-        balancer=cfg.balancer, seed=cfg.seed, max_minutes=cfg.minutes, num_workers=cfg.num_workers,
+        lr=cfg.lr, balancer=cfg.balancer, seed=cfg.seed, max_minutes=cfg.minutes, num_workers=cfg.num_workers,
         device="cpu", progress=cfg.progress,
     )
     result = _train_or_reuse(train_cfg, train)
@@ -246,7 +247,8 @@ def render_report(cfg: DemoConfig, counts: dict[str, Any], result: Any, summary:
         "slices only. Triplets per split (all / used): "
         + ", ".join(f"{k} {v.get('all')}/{v.get('selected')}" for k, v in counts.items()) + ".", "",
         f"**Model.** `{cfg.model}` size `{cfg.model_size}` with {json.dumps(cfg.model_overrides)}, loss "
-        f"balancing `{cfg.balancer}`, seed {cfg.seed}; trained for {timings.get('train_s', 0) / 60:.1f} min "
+        f"balancing `{cfg.balancer}`, AdamW lr {cfg.lr:g}, seed {cfg.seed}; trained for "
+        f"{timings.get('train_s', 0) / 60:.1f} min "
         f"on the CPU ({result.global_step} steps, stop: {result.stop_reason}). One seed: differences "
         "below are not tested for significance (`tascmt experiment` runs several seeds).", "",
         f"## Interpolation of the middle slice ({summary.get('n_triplets', '?')} test triplets)", "",
