@@ -1,0 +1,199 @@
+"""Aggregating per-triplet metric rows into the evaluation summary (JSON) and its Markdown rendering.
+
+A row is one triplet: identifiers (``case_id``, ``index``, ``gap_mm``, ``resampled``, ``fg_middle``) and
+metric columns. Interpolation columns are ``psnr, ssim, edge_ssim, lpips`` for the model and the same names
+prefixed ``linear_`` for the linear-interpolation baseline on the same triplet; segmentation columns are
+``{dice,iou,precision,recall}_{y1,y2,y3}``, their frame averages ``dice, iou, precision, recall``, ``tcs``,
+``tcs_fg`` and confusion counts ``{tp,fp,fn}_{y1,y2,y3}``. ``lpips`` is the string ``"unavailable"`` when
+no LPIPS weights were given; ``edge_ssim`` is NaN when the target has no edge pixels (left out of means).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+FRAMES = ("y1", "y2", "y3")
+SEG_KEYS = ("dice", "iou", "precision", "recall")
+INTERP_KEYS = ("psnr", "ssim", "edge_ssim", "lpips")
+UNAVAILABLE = "unavailable"
+EMPTY_CONVENTION = (
+    "masks binarised at 0.5; both empty: Dice=IoU=Precision=Recall=1; one empty: Dice=IoU=0; "
+    "empty GT: Recall=1; empty prediction: Precision=1 (SPEC §8)"
+)
+
+
+def nanmean(values: Iterable[Any]) -> float | str | None:
+    """Mean of the finite numbers; ``"unavailable"`` if every value is; None when there are none."""
+    vals = list(values)
+    if vals and all(v == UNAVAILABLE for v in vals):
+        return UNAVAILABLE
+    nums = np.array([float(v) for v in vals
+                     if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)], dtype=float)
+    nums = nums[np.isfinite(nums)]
+    return float(nums.mean()) if nums.size else None
+
+
+def column_means(rows: Sequence[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
+    """``{key: nanmean over rows}`` for the keys present in the rows."""
+    present = [k for k in keys if rows and k in rows[0]]
+    return {k: nanmean(r[k] for r in rows) for k in present}
+
+
+def global_dice(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """Dice from TP/FP/FN summed over all triplets, per frame and over the three frames (``all``)."""
+    out: dict[str, float | None] = {}
+    tot = np.zeros(3)
+    for f in FRAMES:
+        if f"tp_{f}" not in rows[0]:
+            return {}
+        c = np.array([[r[f"tp_{f}"], r[f"fp_{f}"], r[f"fn_{f}"]] for r in rows], dtype=float).sum(axis=0)
+        tot += c
+        out[f.upper()] = _dice_from_counts(*c)
+    out["all"] = _dice_from_counts(*tot)
+    return out
+
+
+def _dice_from_counts(tp: float, fp: float, fn: float) -> float:
+    den = 2 * tp + fp + fn
+    return 1.0 if den == 0 else float(2 * tp / den)
+
+
+def subset_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Split rows by target kind (acquired / resampled) and middle-slice foreground (foreground / empty)."""
+    return {
+        "acquired": [r for r in rows if not r["resampled"]],
+        "resampled": [r for r in rows if r["resampled"]],
+        "foreground": [r for r in rows if r["fg_middle"]],
+        "empty": [r for r in rows if not r["fg_middle"]],
+    }
+
+
+def summarise(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> dict[str, Any]:
+    """Summary dict for a list of per-triplet rows of a model with ``tasks`` (see the module docstring)."""
+    if not rows:
+        raise ValueError("summarise needs at least one row")
+    out: dict[str, Any] = {"n_triplets": len(rows), "n_cases": len({r["case_id"] for r in rows})}
+    out["targets"] = {"acquired": sum(not r["resampled"] for r in rows),
+                      "resampled": sum(bool(r["resampled"]) for r in rows)}
+    out["slices"] = {"foreground": sum(bool(r["fg_middle"]) for r in rows),
+                     "empty": sum(not r["fg_middle"] for r in rows)}
+    out["interp"] = {"linear": column_means(rows, [f"linear_{k}" for k in INTERP_KEYS])}
+    out["interp"]["linear"] = {k.removeprefix("linear_"): v for k, v in out["interp"]["linear"].items()}
+    if "interp" in tasks:
+        out["interp"]["model"] = column_means(rows, INTERP_KEYS)
+    out["interp"]["edge_ssim_skipped"] = sum(
+        1 for r in rows if isinstance(r.get("linear_edge_ssim"), float) and math.isnan(r["linear_edge_ssim"]))
+    if "seg" in tasks:
+        out["seg"] = {
+            "frame_avg": column_means(rows, SEG_KEYS),
+            "per_frame": {f.upper(): {k: nanmean(r[f"{k}_{f}"] for r in rows) for k in SEG_KEYS}
+                          for f in FRAMES},
+            "global_dice": global_dice(rows),
+            "tcs": nanmean(r["tcs"] for r in rows),
+            "tcs_fg": nanmean(r["tcs_fg"] for r in rows),
+            "empty_convention": EMPTY_CONVENTION,
+        }
+        out["seg"]["y2"] = out["seg"]["per_frame"]["Y2"]
+    out["subsets"] = {}
+    for name, sub in subset_rows(rows).items():
+        entry: dict[str, Any] = {"n_triplets": len(sub)}
+        if sub:
+            entry["linear"] = {k.removeprefix("linear_"): v
+                               for k, v in column_means(sub, [f"linear_{k}" for k in INTERP_KEYS]).items()}
+            if "interp" in tasks:
+                entry["model"] = column_means(sub, INTERP_KEYS)
+            if "seg" in tasks:
+                entry["seg"] = {**column_means(sub, SEG_KEYS),
+                                "dice_y2": nanmean(r["dice_y2"] for r in sub),
+                                "tcs": nanmean(r["tcs"] for r in sub)}
+        out["subsets"][name] = entry
+    return out
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return f"{v:.{digits}f}"
+
+
+def to_markdown(summary: Mapping[str, Any]) -> str:
+    """A human-readable Markdown report of an evaluation summary produced by `evaluate_checkpoint`."""
+    lines = [f"# Evaluation: {summary.get('model', '?')} on split '{summary.get('split', '?')}'", ""]
+    lines.append(f"- checkpoint: `{summary.get('checkpoint', '?')}`")
+    lines.append(f"- tasks: {', '.join(summary.get('tasks', []))}")
+    lines.append(f"- triplets: {summary['n_triplets']} from {summary['n_cases']} case(s); targets: "
+                 f"{summary['targets']['acquired']} acquired, {summary['targets']['resampled']} resampled "
+                 "(a resampled target is z-interpolated and favours linear interpolation)")
+    lines.append(f"- middle slice: {summary['slices']['foreground']} with foreground, "
+                 f"{summary['slices']['empty']} empty")
+    if summary.get("normalization"):
+        lines.append(f"- normalisation: {summary['normalization']}")
+    if summary.get("normalization_warning"):
+        lines.append(f"- **warning: {summary['normalization_warning']}**")
+    lines.append("")
+    interp = summary["interp"]
+    lines += ["## Interpolation (X̂2 vs X2)", "", "| method | PSNR (dB) | SSIM | EdgeSSIM | LPIPS |",
+              "|---|---|---|---|---|"]
+    rows = [("model", interp["model"])] if "model" in interp else []
+    rows.append(("linear (X1+X3)/2", interp["linear"]))
+    for name, m in rows:
+        lines.append(f"| {name} | {_fmt(m.get('psnr'), 2)} | {_fmt(m.get('ssim'))} | "
+                     f"{_fmt(m.get('edge_ssim'))} | {_fmt(m.get('lpips'))} |")
+    if interp.get("edge_ssim_skipped"):
+        lines.append(f"EdgeSSIM skipped on {interp['edge_ssim_skipped']} triplet(s) whose target has no "
+                     "edges.")
+    lines.append("")
+    if "seg" in summary:
+        seg = summary["seg"]
+        lines += ["## Segmentation", "", "| frame | Dice | IoU | Precision | Recall |",
+                  "|---|---|---|---|---|"]
+        for f, m in seg["per_frame"].items():
+            lines.append(f"| {f} | " + " | ".join(_fmt(m[k]) for k in SEG_KEYS) + " |")
+        avg = seg["frame_avg"]
+        lines.append("| mean of frames | " + " | ".join(_fmt(avg.get(k)) for k in SEG_KEYS) + " |")
+        lines.append("")
+        gd = seg["global_dice"]
+        if gd:
+            lines.append("Global Dice (TP/FP/FN summed over triplets): "
+                         + ", ".join(f"{k} {_fmt(v)}" for k, v in gd.items()))
+        lines.append(f"TCS {_fmt(seg['tcs'])}, TCS_fg {_fmt(seg['tcs_fg'])}. "
+                     f"Convention: {seg['empty_convention']}.")
+        lines.append("")
+    pv = summary.get("per_volume")
+    if pv and pv.get("cases"):
+        lines += [f"## Per-volume (3-D) Dice ({pv['source']})", "", "| case | slices | Dice | IoU |",
+                  "|---|---|---|---|"]
+        for case, m in pv["cases"].items():
+            lines.append(f"| {case} | {m['n_slices']} | {_fmt(m['dice'])} | {_fmt(m['iou'])} |")
+        lines.append(f"| **mean** | | {_fmt(pv['mean_dice'])} | {_fmt(pv['mean_iou'])} |")
+        lines.append("")
+    wv = summary.get("whole_volumes")
+    if wv and wv.get("cases"):
+        lines += ["## Whole volumes (predict_volume)", "", f"Protocol: {wv['protocol']}.", ""]
+        keys = [k for k in ("dice", "iou", "hd95_mm", "surface_dice", "dice_inputs", "dice_synth",
+                            "psnr_synth", "linear_psnr_synth") if k in wv["mean"]]
+        lines += ["| case | slices | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        for case, m in wv["cases"].items():
+            lines.append(f"| {case} | {m['n_slices']} | " + " | ".join(_fmt(m.get(k)) for k in keys) + " |")
+        lines.append("| **mean** | | " + " | ".join(_fmt(wv["mean"][k]) for k in keys) + " |")
+        if wv.get("skipped"):
+            lines.append("")
+            lines.append("Skipped: " + "; ".join(f"{c}: {r}" for c, r in wv["skipped"].items()))
+        lines.append("")
+    lines += ["## Subsets", "", "| subset | triplets | PSNR model | PSNR linear | SSIM model | SSIM linear "
+              "| Dice | Dice Y2 |", "|---|---|---|---|---|---|---|---|"]
+    for name, e in summary["subsets"].items():
+        model, lin, seg = e.get("model", {}), e.get("linear", {}), e.get("seg", {})
+        lines.append(f"| {name} | {e['n_triplets']} | {_fmt(model.get('psnr'), 2)} | "
+                     f"{_fmt(lin.get('psnr'), 2)} | {_fmt(model.get('ssim'))} | {_fmt(lin.get('ssim'))} | "
+                     f"{_fmt(seg.get('dice'))} | {_fmt(seg.get('dice_y2'))} |")
+    lines.append("")
+    return "\n".join(lines)

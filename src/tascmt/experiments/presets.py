@@ -1,0 +1,212 @@
+"""Named experiments (SPEC §12): which configurations are compared, against which reference, on which columns.
+
+An experiment is a list of configurations (a table's rows). Each configuration names a registered model and
+the training options it changes (``tascmt.training.TrainConfig`` fields such as ``balancer``,
+``balancer_kwargs`` or ``interp_alpha``); everything else comes from the runner's base settings. A spec can
+also be a JSON file::
+
+    {"name": "my_study", "reference": "full",
+     "metrics": ["psnr", "ssim", "dice", "recall"],
+     "configs": [{"label": "full", "model": "tasc_swinmt"},
+                 {"label": "fixed 1:1", "model": "tasc_swinmt",
+                  "train": {"balancer": "fixed", "balancer_kwargs": {"weights": [1, 1]}}}]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tascmt.errors import ConfigError
+
+#: Columns a table can show: summary keys of `tascmt.evaluation.evaluate.evaluate_checkpoint` (see
+#: `tascmt.experiments.runner.extract_metrics`), plus ``val_loss`` (the best unweighted validation loss).
+#: ``*_whole_volume`` columns need ``eval_options={"volumes": True}``.
+INTERP_COLUMNS = ("psnr", "ssim", "lpips", "edge_ssim")
+SEG_COLUMNS = ("dice", "iou", "precision", "recall")
+VOLUME_COLUMNS = ("dice_volume", "dice_whole_volume", "hd95_mm_whole_volume", "surface_dice_whole_volume")
+KNOWN_METRICS = (*INTERP_COLUMNS, *SEG_COLUMNS, "dice_y2", "dice_global", "tcs", "tcs_fg", "val_loss",
+                 *VOLUME_COLUMNS)
+
+#: Training options a configuration may set (the rest are the runner's: cache, run folder, seed, budget).
+_RUNNER_OWNED = {"cache_dir", "out_dir", "seed", "model", "size"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One configuration (one table row).
+
+    Attributes:
+        label: row name, unique within the experiment; also names its run folders (made file-safe).
+        model: a registered model name (``tascmt.models.list_models()``).
+        train: ``TrainConfig`` fields this configuration sets (e.g. ``{"balancer": "dwa"}``).
+    """
+
+    label: str
+    model: str
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.label).strip("_") or "config"
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A named set of configurations compared against one reference configuration."""
+
+    name: str
+    configs: tuple[RunSpec, ...]
+    reference: str
+    metrics: tuple[str, ...] = ("psnr", "ssim", "dice", "recall")
+    description: str = ""
+    deltas_from: str | None = None  # also write a table of differences over this row (Tables 11-12)
+
+    def __post_init__(self) -> None:
+        labels = [c.label for c in self.configs]
+        if not labels:
+            raise ConfigError(f"experiment {self.name!r} has no configurations")
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"experiment {self.name!r}: configuration labels must be unique, got {labels}")
+        slugs = [c.slug for c in self.configs]
+        if len(set(slugs)) != len(slugs):
+            raise ConfigError(f"experiment {self.name!r}: labels {labels} collide as folder names {slugs}")
+        for ref_name, ref in (("reference", self.reference), ("deltas_from", self.deltas_from)):
+            if ref is not None and ref not in labels:
+                raise ConfigError(f"experiment {self.name!r}: {ref_name} {ref!r} is not one of {labels}")
+        unknown = [m for m in self.metrics if m not in KNOWN_METRICS]
+        if unknown:
+            raise ConfigError(f"experiment {self.name!r}: unknown metrics {unknown}; "
+                              f"known: {list(KNOWN_METRICS)}")
+        for c in self.configs:
+            bad = sorted(set(c.train) & _RUNNER_OWNED)
+            if bad:
+                raise ConfigError(f"experiment {self.name!r}, configuration {c.label!r}: options {bad} are "
+                                  "set by the experiment runner, not per configuration")
+
+
+def _fixed(w_interp: float, w_seg: float) -> dict[str, Any]:
+    return {"balancer": "fixed", "balancer_kwargs": {"weights": [w_interp, w_seg]}}
+
+
+FULL = "tasc_swinmt"
+
+# Module ablation (Tables 8-9, 11-12): IndEnc and the modules added to it; registry names in models.
+_ABLATION_ROWS = (
+    ("IndEnc", "tasc_indenc"),
+    ("+TALA", "tasc_indenc_tala"),
+    ("+CTCI", "tasc_indenc_ctci"),
+    ("+MSTAF", "tasc_indenc_mstaf"),
+    ("+TALA+CTCI", "tasc_indenc_tala_ctci"),
+    ("+TALA+MSTAF", "tasc_indenc_tala_mstaf"),
+    ("+CTCI+MSTAF", "tasc_indenc_ctci_mstaf"),
+    ("full", FULL),
+)
+
+PRESETS: dict[str, ExperimentSpec] = {
+    "ablation": ExperimentSpec(
+        name="ablation",
+        configs=tuple(RunSpec(label, model) for label, model in _ABLATION_ROWS),
+        reference="full",
+        deltas_from="IndEnc",
+        description="Module ablation (SPEC §12, Tables 8-9; deltas over IndEnc as Tables 11-12).",
+    ),
+    "single_vs_multi": ExperimentSpec(
+        name="single_vs_multi",
+        configs=(RunSpec("TASC-Interp", "tasc_interp"), RunSpec("TASC-Seg", "tasc_seg"),
+                 RunSpec("full", FULL)),
+        reference="full",
+        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS, "tcs"),
+        description="Single-task vs multi-task (SPEC §12, Tables 16-19).",
+    ),
+    "loss_weights": ExperimentSpec(
+        name="loss_weights",
+        configs=(
+            RunSpec("fixed 0.3/0.7", FULL, _fixed(0.3, 0.7)),
+            RunSpec("fixed 0.4/0.6", FULL, _fixed(0.4, 0.6)),
+            RunSpec("fixed 0.5/0.5", FULL, _fixed(0.5, 0.5)),
+            RunSpec("dynamic (kendall)", FULL, {"balancer": "kendall"}),
+        ),
+        reference="dynamic (kendall)",
+        metrics=("psnr", "dice", "val_loss"),
+        description="Fixed vs dynamic task weights (SPEC §12, Table 10).",
+    ),
+    "balancing": ExperimentSpec(
+        name="balancing",
+        configs=(
+            RunSpec("GradNorm", FULL, {"balancer": "gradnorm"}),
+            RunSpec("DWA", FULL, {"balancer": "dwa"}),
+            RunSpec("dynamic (kendall)", FULL, {"balancer": "kendall"}),
+        ),
+        reference="dynamic (kendall)",
+        description="Loss-balancing strategies (SPEC §12, Table 15).",
+    ),
+    "hybrid_alpha": ExperimentSpec(
+        name="hybrid_alpha",
+        configs=(
+            RunSpec("alpha 0.3", FULL, {"interp_alpha": 0.3}),
+            RunSpec("alpha 0.4", FULL, {"interp_alpha": 0.4}),
+            RunSpec("alpha 0.5", FULL, {"interp_alpha": 0.5}),
+        ),
+        reference="alpha 0.4",
+        description="Hybrid interpolation loss α·L1 + (1−α)·MSE (SPEC §12, text).",
+    ),
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(PRESETS)
+
+
+def spec_from_dict(d: dict[str, Any], source: str = "<dict>") -> ExperimentSpec:
+    """Build an `ExperimentSpec` from a JSON-like dict (see the module docstring); errors name ``source``."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: an experiment spec must be a JSON object, got {type(d).__name__}")
+    unknown = sorted(set(d) - {"name", "configs", "reference", "metrics", "description", "deltas_from"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown experiment keys {unknown}")
+    raw = d.get("configs")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{source}: 'configs' must be a non-empty list of configurations")
+    configs = []
+    for i, c in enumerate(raw):
+        if not isinstance(c, dict) or "label" not in c or "model" not in c:
+            raise ConfigError(f"{source}: configs[{i}] must be an object with 'label' and 'model', got {c!r}")
+        extra = sorted(set(c) - {"label", "model", "train"})
+        if extra:
+            raise ConfigError(f"{source}: configs[{i}] has unknown keys {extra} (put options under 'train')")
+        configs.append(RunSpec(str(c["label"]), str(c["model"]), dict(c.get("train") or {})))
+    return ExperimentSpec(
+        name=str(d.get("name") or Path(source).stem),
+        configs=tuple(configs),
+        reference=str(d.get("reference") or configs[-1].label),
+        metrics=tuple(d.get("metrics") or ("psnr", "ssim", "dice", "recall")),
+        description=str(d.get("description") or ""),
+        deltas_from=d.get("deltas_from"),
+    )
+
+
+def resolve_spec(preset_or_spec: str | os.PathLike | ExperimentSpec | dict) -> ExperimentSpec:
+    """A preset name, a path to a JSON spec file, a dict, or an `ExperimentSpec` → `ExperimentSpec`."""
+    if isinstance(preset_or_spec, ExperimentSpec):
+        return preset_or_spec
+    if isinstance(preset_or_spec, dict):
+        return spec_from_dict(preset_or_spec)
+    text = str(preset_or_spec)
+    if text in PRESETS:
+        return PRESETS[text]
+    path = Path(text)
+    if path.suffix.lower() == ".json" or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"experiment spec file not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: cannot read the experiment spec ({err})") from err
+        return spec_from_dict(data, source=str(path))
+    raise ConfigError(f"unknown experiment {text!r}; presets: {', '.join(list_presets())} "
+                      "(or a JSON spec file)")

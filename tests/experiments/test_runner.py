@@ -1,0 +1,111 @@
+"""run_experiment with the real trainer and evaluator on a phantom cache (tiny model, one step per run)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from tascmt.cli import main as cli_main
+from tascmt.errors import ConfigError
+from tascmt.experiments.runner import MARKER, run_experiment
+from tests.experiments._helpers import make_cache
+
+RUNTIME = {"num_workers": 0, "tensorboard": False}
+BUDGET = {"epochs": 1, "max_steps_per_epoch": 1, "batch_size": 2}
+
+
+def _spec(n_configs: int) -> dict:
+    configs = [
+        {"label": "fixed 1:1", "model": "tasc_swinmt",
+         "train": {"balancer": "fixed", "balancer_kwargs": {"weights": [1.0, 1.0]}}},
+        {"label": "kendall", "model": "tasc_swinmt"},
+        {"label": "dwa", "model": "tasc_swinmt", "train": {"balancer": "dwa"}},
+    ][:n_configs]
+    return {"name": "mini", "reference": "kendall", "configs": configs,
+            "metrics": ["psnr", "ssim", "dice", "recall", "dice_volume"]}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, _one_thread):
+    root = tmp_path_factory.mktemp("experiment")
+    cache = make_cache(root)
+    spec_path = root / "mini.json"
+    spec_path.write_text(json.dumps(_spec(2)))
+    out = root / "out"
+    result = run_experiment(spec_path, cache, out, seeds=(0, 1), size="tiny", budget=BUDGET,
+                            train_options=RUNTIME, log=lambda m: None)
+    return cache, spec_path, out, result
+
+
+def test_tables_and_runs(experiment):
+    _, _, out, result = experiment
+    assert sorted(result.trained) == ["fixed_1_1/seed0", "fixed_1_1/seed1", "kendall/seed0", "kendall/seed1"]
+    md = (out / "results.md").read_text()
+    assert "| fixed 1:1 | `tasc_swinmt` |" in md and "| kendall (reference) |" in md
+    assert " ± " in md and "Welch's t-test against **kendall**" in md
+    assert "| linear (X1+X3)/2 |" in md and "3-D Dice (triplets)" in md
+    rows = {r["configuration"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert set(rows) == {"fixed 1:1", "kendall"}
+    assert rows["kendall"]["reference"] == "1" and rows["fixed 1:1"]["psnr_n"] == "2"
+    per_run = list(csv.DictReader((out / "per_run.csv").open()))
+    assert len(per_run) == 4 and all(r["linear_psnr"] and r["val_loss"] for r in per_run)
+    for label in ("fixed_1_1", "kendall"):
+        for seed in (0, 1):
+            run = out / "runs" / label / f"seed{seed}"
+            assert (run / MARKER).is_file() and (run / "eval" / "summary.json").is_file()
+    cfg = json.loads((out / "runs" / "fixed_1_1" / "seed1" / "train" / "config.json").read_text())
+    assert cfg["seed"] == 1 and cfg["balancer"] == "fixed" and cfg["size"] == "tiny"
+
+
+def test_figures(experiment):
+    _, _, out, result = experiment
+    names = {p.name for p in result.figures}
+    assert {"loss_fixed_1_1.png", "loss_kendall.png", "weights.png"} <= names
+    for p in result.figures:
+        assert p.read_bytes()[:4] == b"\x89PNG"
+    assert (out / "runs" / "kendall" / "seed0" / "eval" / "figures" / "interpolation.png").is_file()
+
+
+def test_finished_runs_are_reused_and_mismatch_refused(experiment, capsys):
+    cache, spec_path, out, first = experiment
+    code = cli_main(["experiment", str(spec_path), "--cache", str(cache), "-o", str(out), "--seeds", "0", "1",
+                     "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
+                     "--no-figures"])
+    assert code == 0
+    assert "kendall (reference)" in capsys.readouterr().out
+    assert (out / "results.md").is_file()
+    again = run_experiment(spec_path, cache, out, seeds=(0, 1), size="tiny", budget=BUDGET,
+                           train_options=RUNTIME, figures=False, log=lambda m: None)
+    assert again.trained == [] and len(again.reused) == 4
+    assert again.results == first.results
+    with pytest.raises(ConfigError, match="different settings"):
+        run_experiment(spec_path, cache, out, seeds=(0,), size="tiny",
+                       budget={**BUDGET, "max_steps_per_epoch": 2}, train_options=RUNTIME, figures=False,
+                       log=lambda m: None)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ConfigError, match="not a prepared cache"):
+        run_experiment("balancing", tmp_path, tmp_path / "o", seeds=(0, 1))
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(ConfigError, match="distinct"):
+        run_experiment("balancing", tmp_path, tmp_path / "o", seeds=(0, 0))
+    with pytest.raises(ConfigError, match="unknown models"):
+        run_experiment({"configs": [{"label": "a", "model": "no_such_model"}]}, tmp_path, tmp_path / "o")
+
+
+@pytest.mark.slow
+def test_three_configurations_two_seeds(tmp_path):
+    cache = make_cache(tmp_path)
+    spec = _spec(3)
+    spec["metrics"].append("dice_whole_volume")
+    result = run_experiment(spec, cache, tmp_path / "out", seeds=(0, 1), size="tiny",
+                            budget={"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 2},
+                            train_options=RUNTIME, log=lambda m: None, eval_options={"volumes": True})
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert all(f"| {lab}" in md for lab in ("fixed 1:1", "kendall (reference)", "dwa"))
+    assert len(result.trained) == 6
+    assert "3-D Dice (volumes)" in md and "n/a" not in md.split("| dwa")[1].splitlines()[0]
+    assert (tmp_path / "out" / "figures" / "convergence_val_psnr.png").is_file()
