@@ -93,8 +93,12 @@ class Trainer:
         from tascmt.models import create_model
 
         cfg = self.config
+        overrides = dict(cfg.model_overrides)
+        size = checkpointing.data_extra(cfg.cache_dir).get("size")
+        if "img_size" not in overrides and isinstance(size, int):
+            overrides["img_size"] = size  # the model's nominal size is the cache's in-plane size
         try:
-            return create_model(cfg.model, size=cfg.size, **cfg.model_overrides)
+            return create_model(cfg.model, size=cfg.size, **overrides)
         except ValueError as err:  # unknown name/size/override (ModelConfigError lists the known ones)
             raise ConfigError(f"train options model={cfg.model!r}, size={cfg.size!r}, "
                               f"overrides={cfg.model_overrides}: {err}") from err
