@@ -69,6 +69,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model is None or args.cache is None:
         raise ConfigError("checkpoint mode needs both -m CHECKPOINT and --cache DIR")
+    from tascmt.resformer.evaluate import evaluate_resformer, is_resformer_checkpoint
+
+    if is_resformer_checkpoint(args.model):  # segmentation + classification on a 2-D image folder
+        from tascmt.resformer.evaluate import to_markdown as resformer_markdown
+
+        summary = evaluate_resformer(args.model, args.cache, args.out, split=args.split,
+                                     batch_size=args.batch_size, device=args.device)
+        print(resformer_markdown(summary))
+        return 0
     from tascmt.evaluation.evaluate import evaluate_checkpoint
     from tascmt.evaluation.summary import to_markdown
 

@@ -20,4 +20,5 @@ __all__ = [
     "save_model",
 ]
 
+import tascmt.resformer.model  # noqa: F401  (registers resformer_mtl, resformer_mtl_parallel)
 from tascmt.models import baselines, mtl  # noqa: F401  (registers the comparison baselines)

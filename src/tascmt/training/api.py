@@ -11,8 +11,17 @@ from tascmt.training.config import RUNTIME_FIELDS, TrainConfig
 from tascmt.training.trainer import RunResult, Trainer
 
 
+def _trainer_for(model: str, trainer_cls: type[Trainer] | None) -> type[Trainer]:
+    """The trainer class: the one given, else the model family's (ResFormer's own hooks), else ``Trainer``."""
+    if trainer_cls is not None:
+        return trainer_cls
+    from tascmt.resformer.trainer import trainer_for_model
+
+    return trainer_for_model(model)
+
+
 def train(config: TrainConfig | dict[str, Any], *, resume: bool = False,
-          trainer_cls: type[Trainer] = Trainer) -> RunResult:
+          trainer_cls: type[Trainer] | None = None) -> RunResult:
     """Train (or, with ``resume=True``, continue) the run described by ``config``.
 
     Works unchanged under ``torchrun --nproc_per_node N`` (DDP). Returns
@@ -20,10 +29,10 @@ def train(config: TrainConfig | dict[str, Any], *, resume: bool = False,
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
-    return trainer_cls(config, resume=resume).fit()
+    return _trainer_for(config.model, trainer_cls)(config, resume=resume).fit()
 
 
-def resume(run_dir: str | os.PathLike, *, trainer_cls: type[Trainer] = Trainer,
+def resume(run_dir: str | os.PathLike, *, trainer_cls: type[Trainer] | None = None,
            **overrides: Any) -> RunResult:
     """Continue the run in ``run_dir`` from its ``last/`` checkpoint with the saved ``config.json``.
 
