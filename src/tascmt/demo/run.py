@@ -38,9 +38,10 @@ class DemoConfig:
     guard: int = 3  # axial slices discarded between slabs
     model: str = "tasc_swinmt"
     model_size: str = "small"
-    model_overrides: dict[str, Any] = field(default_factory=lambda: {"interp_output": "residual"})
+    model_overrides: dict[str, Any] = field(
+        default_factory=lambda: {"interp_output": "residual", "init": "stable"})
     balancer: str = "kendall"
-    lr: float = 1e-4
+    lr: float = 1e-3  # 10× the paper's 1e-4: measured to learn far faster within a minutes-long CPU budget
     seed: int = 0
     batch_size: int = 2
     epochs: int = 100
