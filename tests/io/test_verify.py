@@ -60,10 +60,16 @@ def test_too_few_through_plane_slices(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "spacing, axis", [((1, 1, 3), 2), ((3, 1, 1), 0), ((1, 2.5, 1), 1), ((1, 1, 1), 2), ((2, 2, 1), 1)]
+    "spacing, axis", [((1, 1, 3), 2), ((3, 1, 1), 0), ((1, 2.5, 1), 1), ((1, 1, 1), 2), ((2, 2, 1), 2),
+                      ((0.78, 0.78, 0.625), 2), ((1, 2, 3), 2)]
 )
 def test_through_plane_axis(spacing, axis):
     assert through_plane_axis(spacing) == axis
+
+
+def test_through_plane_axis_largest_rule():
+    assert through_plane_axis((0.78, 0.78, 0.625), rule="largest") == 1
+    assert through_plane_axis((2, 2, 1), rule="largest") == 1
 
 
 def test_cli_bad_folder_raises_input_error(tmp_path):

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tascmt.errors import ConfigError
+from tascmt.io.verify import through_plane_axis
 
 PROTOCOLS = ("acquired", "resampled", "index")
 
@@ -45,11 +46,8 @@ class TripletPlan(NamedTuple):
 def slice_axis(spacing, override: int | None = None, rule: str = "odd_one_out") -> int:
     """The through-plane (slice) axis of a volume with voxel sizes ``spacing`` (canonical array axes).
 
-    ``rule="largest"`` (SPEC §11.3 as written): the axis with the largest spacing; ties go to the last axis.
-    ``rule="odd_one_out"`` (default): scanners acquire square in-plane pixels, so when exactly two spacings
-    agree the third axis is the slice axis even when its spacing is the SMALLER one (MSD Lung has cases with
-    0.78×0.78 mm pixels and 0.625 mm slices, where "largest" would pick an in-plane axis); otherwise the
-    largest rule applies. Both rules agree whenever the slice spacing is the largest.
+    The rules (``"odd_one_out"`` by default, or SPEC §11.3's ``"largest"``) are those of
+    :func:`tascmt.io.verify.through_plane_axis`, which the dataset check uses too.
 
     Args:
         spacing: three voxel sizes in mm.
@@ -64,11 +62,7 @@ def slice_axis(spacing, override: int | None = None, rule: str = "odd_one_out") 
         return int(override)
     if rule not in ("largest", "odd_one_out"):
         raise ConfigError(f"slice-axis rule must be 'largest' or 'odd_one_out', got {rule!r}")
-    same = np.isclose(sp[:, None], sp[None, :], rtol=1e-3, atol=1e-4)  # (3, 3)
-    if rule == "odd_one_out" and same.sum() == 5:  # exactly one pair agrees (3 diagonal + 2)
-        return int(np.flatnonzero(same.sum(axis=1) == 1)[0])
-    largest = np.isclose(sp, sp.max(), rtol=1e-3, atol=1e-4)
-    return int(np.flatnonzero(largest)[-1])
+    return through_plane_axis(sp, rule)
 
 
 def contiguous_runs(positions, dz: float | None = None) -> list[np.ndarray]:

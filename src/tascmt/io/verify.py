@@ -14,10 +14,23 @@ from tascmt.io.task import CaseRef, Task
 MIN_SLICES = 3
 
 
-def through_plane_axis(spacing) -> int:
-    """Axis with the largest voxel spacing (ties → the last such axis)."""
-    sp = np.round(np.asarray(spacing, dtype=np.float64), 6)
-    return int(np.flatnonzero(sp == sp.max())[-1])
+def through_plane_axis(spacing, rule: str = "odd_one_out") -> int:
+    """The through-plane (slice) axis of voxel sizes ``spacing`` (three positive values, canonical axes).
+
+    ``rule="largest"``: the axis with the largest spacing (ties → the last such axis).
+    ``rule="odd_one_out"`` (default): scanners acquire square in-plane pixels, so when exactly two spacings
+    agree the third axis is the slice axis even when its spacing is the smaller one (MSD Lung has cases
+    with 0.78×0.78 mm pixels and 0.625 mm slices, where "largest" would pick an in-plane axis); otherwise
+    the largest rule applies. Both agree whenever the slice spacing is the largest.
+    """
+    sp = np.asarray(spacing, dtype=np.float64)
+    if rule not in ("largest", "odd_one_out"):
+        raise ValueError(f"slice-axis rule must be 'largest' or 'odd_one_out', got {rule!r}")
+    same = np.isclose(sp[:, None], sp[None, :], rtol=1e-3, atol=1e-4)  # (3, 3)
+    if rule == "odd_one_out" and same.sum() == 5:  # exactly one pair agrees (3 diagonal + 2)
+        return int(np.flatnonzero(same.sum(axis=1) == 1)[0])
+    largest = np.isclose(sp, sp.max(), rtol=1e-3, atol=1e-4)
+    return int(np.flatnonzero(largest)[-1])
 
 
 def verify_case(case: CaseRef, task: Task, check_values: bool = True) -> list[str]:
