@@ -166,7 +166,9 @@ class Trainer:
     def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.balancer is None:
             return next(iter(losses.values()))
-        return self.balancer.combine(losses, shared_params=self._shared_params())
+        # Under fp16 AMP the GradScaler also unscales GradNorm's weight gradients; tell it the scale.
+        scale = float(self.scaler.get_scale()) if self.use_amp else 1.0
+        return self.balancer.combine(losses, shared_params=self._shared_params(), loss_scale=scale)
 
     def task_weights(self) -> dict[str, float]:
         if self.balancer is None:
