@@ -59,8 +59,8 @@ class Manifest:
             raise InputError("not a tascmt triplet cache (no manifest.json); run `tascmt prepare` first",
                              path=root)
         try:
-            d = json.loads(path.read_text())
-            splits = json.loads((root / "splits.json").read_text())
+            d = json.loads(path.read_text(encoding="utf-8"))
+            splits = json.loads((root / "splits.json").read_text(encoding="utf-8"))
             return cls(root=root, params=d["params"], param_hash=d["param_hash"], cases=d["cases"],
                        triplets=d["triplets"], splits=splits)
         except (OSError, ValueError, KeyError) as err:

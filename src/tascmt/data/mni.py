@@ -73,9 +73,9 @@ def build_mni_task(out_dir: str | Path, n_slabs: int = 10, guard: int = 3, thick
     build = {"n_slabs": n_slabs, "guard": guard, "thickness": thickness, "gm_threshold": gm_threshold}
     stamp = out / "tascmt_build.json"
     if stamp.exists() and (out / "dataset.json").exists():
-        if json.loads(stamp.read_text()) == build:
+        if json.loads(stamp.read_text(encoding="utf-8")) == build:
             return out
-        raise ConfigError(f"{out} holds an MNI task built with {stamp.read_text().strip()}; "
+        raise ConfigError(f"{out} holds an MNI task built with {stamp.read_text(encoding='utf-8').strip()}; "
                           "use another folder")
     t1_path, gm_path = template_paths()
     t1_img = nib.as_closest_canonical(nib.load(t1_path))
@@ -101,6 +101,6 @@ def build_mni_task(out_dir: str | Path, n_slabs: int = 10, guard: int = 3, thick
         "numTraining": len(training), "numTest": 0, "training": training, "test": [],
         "slabs": [{"case": f"mni_{i:03d}", "axial_slices": [a, b]} for i, (a, b) in enumerate(ranges)],
     }
-    (out / "dataset.json").write_text(json.dumps(meta, indent=4) + "\n")
-    stamp.write_text(json.dumps(build) + "\n")
+    (out / "dataset.json").write_text(json.dumps(meta, indent=4) + "\n", encoding="utf-8")
+    stamp.write_text(json.dumps(build) + "\n", encoding="utf-8")
     return out

@@ -84,7 +84,7 @@ def load_splits(path: str | Path, case_ids=None) -> dict:
     """Read ``splits.json``; with ``case_ids``, refuse a file naming cases that no longer exist."""
     path = Path(path)
     try:
-        splits = json.loads(path.read_text())
+        splits = json.loads(path.read_text(encoding="utf-8"))
         names = [c for s in SPLITS for c in splits[s]]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"not a readable splits file ({err})", path=path) from err

@@ -154,5 +154,5 @@ def make_synthetic_task(
         "training": training,
         "test": [],
     }
-    (out / "dataset.json").write_text(json.dumps(meta, indent=4) + "\n")
+    (out / "dataset.json").write_text(json.dumps(meta, indent=4) + "\n", encoding="utf-8")
     return out

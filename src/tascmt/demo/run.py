@@ -132,7 +132,7 @@ def _train_or_reuse(train_cfg: Any, train: Any) -> _TrainOutcome:
     marker = run_dir / "demo_done.json"
     wanted = train_cfg.to_dict() if hasattr(train_cfg, "to_dict") else asdict(train_cfg)
     if marker.exists():
-        done = json.loads(marker.read_text())
+        done = json.loads(marker.read_text(encoding="utf-8"))
         if done.get("config") == wanted and Path(done["best_checkpoint"]).exists():
             _log(f"reusing the finished training run in {run_dir}")
             return _TrainOutcome(run_dir, Path(done["best_checkpoint"]), done["stop_reason"],

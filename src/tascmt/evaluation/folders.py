@@ -216,7 +216,7 @@ def _summarise(rows, labels, tolerance_mm, pred_dir, gt_dir) -> dict[str, Any]:
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         writer.writeheader()
         for r in rows:

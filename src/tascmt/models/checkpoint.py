@@ -62,7 +62,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if not meta_path.is_file():
         raise CheckpointError(f"{path}: not a tascmt model checkpoint (no {meta_path} found)")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{meta_path}: not a tascmt model file (invalid JSON: {err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -47,7 +47,7 @@ class Sample:
 def read_labels_csv(path: Path) -> tuple[list[str], dict[str, tuple[float, ...]]]:
     """(class names, {image_id: labels}) from ``image_id,<class>,...``; values must be 0 or 1."""
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read the labels CSV ({err})", path=path) from None

@@ -43,7 +43,7 @@ def data_extra(cache_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: cannot read the cache manifest ({err})") from err
     params = manifest.get("params", manifest)

@@ -155,7 +155,7 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"{path}: cannot read the training configuration ({err})") from err
         return cls.from_dict(data)

@@ -81,7 +81,7 @@ class RunLogger:
 
 def _append(path: Path, columns: tuple[str, ...], row: dict[str, Any]) -> None:
     new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="") as f:
+    with path.open("a", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         if new:
             writer.writeheader()
@@ -93,7 +93,7 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
     path = Path(path)
     if not path.exists():
         return []
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 

@@ -102,7 +102,7 @@ def load_state(folder: str | os.PathLike) -> dict[str, Any]:
     folder = Path(folder)
     jpath, tpath = folder / "train_state.json", folder / "train_state.safetensors"
     try:
-        meta = json.loads(jpath.read_text())
+        meta = json.loads(jpath.read_text(encoding="utf-8"))
         tensors = load_file(str(tpath))
         from safetensors import safe_open
 

@@ -47,7 +47,7 @@ def _umask() -> int:
 
 def write_text_atomic(dest: str | os.PathLike, text: str) -> Path:
     with atomic_path(dest) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return Path(dest)
 
 
