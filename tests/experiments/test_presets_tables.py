@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tascmt.errors import ConfigError
-from tascmt.experiments.presets import PRESETS, ExperimentSpec, RunSpec, resolve_spec
+from tascmt.experiments.presets import PRESETS, REFERENCE_MODELS, ExperimentSpec, RunSpec, resolve_spec
 from tascmt.experiments.tables import csv_table, markdown_table
 from tascmt.models import list_models
 from tascmt.training import TrainConfig
@@ -17,11 +17,12 @@ from tascmt.training import TrainConfig
 
 def test_presets_name_registered_models_and_valid_train_options(tmp_path):
     known = set(list_models())
-    assert set(PRESETS) == {"ablation", "single_vs_multi", "loss_weights", "balancing", "hybrid_alpha"}
+    assert set(PRESETS) == {"ablation", "single_vs_multi", "loss_weights", "balancing", "hybrid_alpha",
+                            "interp_baselines", "seg_baselines", "mtl_methods"}
     for spec in PRESETS.values():
         assert spec.reference in [c.label for c in spec.configs]
         for c in spec.configs:
-            assert c.model in known, (spec.name, c.model)
+            assert c.model in known or c.model in REFERENCE_MODELS, (spec.name, c.model)
             TrainConfig.from_dict({"cache_dir": "c", "out_dir": str(tmp_path), "model": c.model, **c.train})
     assert PRESETS["ablation"].configs[0].label == "IndEnc"
     weights = [c.train.get("balancer_kwargs", {}).get("weights") for c in PRESETS["loss_weights"].configs]

@@ -2,6 +2,8 @@
 
 - ``tascmt evaluate -m CHECKPOINT --cache DIR [--split test] -o OUT``: per-triplet CSV, summary JSON and
   Markdown (with the linear-interpolation baseline, acquired/resampled and foreground/empty subsets).
+  ``-m linear_interp`` / ``-m cubic`` evaluate the references without training; ``--cascade-seg SEG``
+  evaluates the cascade -m → SEG.
 - ``tascmt evaluate --pred-dir P --gt-dir G -o OUT``: per-volume Dice, IoU, HD95 and surface Dice of NIfTI
   label maps matched by file name (nnU-Net style).
 """
@@ -31,7 +33,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
     g = p.add_argument_group("checkpoint mode")
-    g.add_argument("-m", "--model", metavar="CHECKPOINT", help="checkpoint folder (e.g. RUN/best)")
+    g.add_argument("-m", "--model", metavar="CHECKPOINT",
+                   help="checkpoint folder (e.g. RUN/best); or a reference evaluated without training: "
+                   "'linear_interp' or 'cubic' (Catmull-Rom). A triplet-input segmenter is evaluated in the "
+                   "oracle setting (given the real middle slice)")
+    g.add_argument("--cascade-seg", metavar="SEG", default=None,
+                   help="evaluate the cascade -m (an interpolation checkpoint, or linear_interp) → SEG (a "
+                   "triplet-input segmenter checkpoint) in the cascade setting")
     g.add_argument("--cache", metavar="DIR", help="prepared triplet cache")
     g.add_argument("--split", choices=("train", "val", "test"), default="test", help="split (default test)")
     g.add_argument("--batch-size", type=int, default=4, help="triplets per forward pass (default 4)")
@@ -69,18 +77,32 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model is None or args.cache is None:
         raise ConfigError("checkpoint mode needs both -m CHECKPOINT and --cache DIR")
+    from pathlib import Path
+
     from tascmt.resformer.evaluate import evaluate_resformer, is_resformer_checkpoint
 
-    if is_resformer_checkpoint(args.model):  # segmentation + classification on a 2-D image folder
+    # segmentation + classification on a 2-D image folder
+    if Path(args.model).exists() and is_resformer_checkpoint(args.model):
         from tascmt.resformer.evaluate import to_markdown as resformer_markdown
 
         summary = evaluate_resformer(args.model, args.cache, args.out, split=args.split,
                                      batch_size=args.batch_size, device=args.device)
         print(resformer_markdown(summary))
         return 0
-    from tascmt.evaluation.evaluate import evaluate_checkpoint
+    from tascmt.evaluation.evaluate import evaluate_cascade, evaluate_checkpoint
     from tascmt.evaluation.summary import to_markdown
 
+    if args.cascade_seg is not None:
+        if args.volumes:
+            raise ConfigError("--volumes is not available for a cascade (whole volumes need a pair model)")
+        summary = evaluate_cascade(
+            args.model, args.cascade_seg, args.cache, split=args.split, out_dir=args.out,
+            batch_size=args.batch_size, device=args.device, fg_policy=args.fg_policy,
+            lpips_vgg=args.lpips_vgg, lpips_lin=args.lpips_lin, figures=not args.no_figures,
+            max_triplets=args.max_triplets, progress=True,
+        )
+        print(to_markdown(summary))
+        return 0
     summary = evaluate_checkpoint(
         args.model, args.cache, split=args.split, out_dir=args.out, batch_size=args.batch_size,
         device=args.device, fg_policy=args.fg_policy, lpips_vgg=args.lpips_vgg, lpips_lin=args.lpips_lin,

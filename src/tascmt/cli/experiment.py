@@ -1,4 +1,8 @@
-"""``tascmt experiment PRESET --cache DIR -o OUT``: configurations × seeds → paper-style tables, figures."""
+"""``tascmt experiment PRESET --cache DIR -o OUT``: configurations × seeds → paper-style tables, figures.
+
+Presets include the comparison tables of SPEC §12 (``interp_baselines``, ``seg_baselines``, ``mtl_methods``)
+besides the ablation and training-choice studies; they run on any prepared cache.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Train every configuration of PRESET for every seed on the cache's split, evaluate "
         "each best checkpoint and write mean ± std tables with Welch's t-test against the reference "
         "configuration (* p<0.05, ** p<0.01, *** p<0.001). Finished runs in OUT are reused. "
+        "References (linear, cubic) are evaluated without training; in seg_baselines each segmenter is "
+        "reported in the oracle setting (given the real middle slice) and the cascade setting (given an "
+        "interpolation baseline's output) as separate rows. "
         f"Presets: {', '.join(sorted(PRESETS))}; or a JSON spec file.",
     )
     p.add_argument("preset", metavar="PRESET", help="preset name or JSON spec file")
@@ -50,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
                             figures=not args.no_figures,
                             eval_options={"lpips_vgg": args.lpips_vgg, "lpips_lin": args.lpips_lin,
                                           "volumes": args.volumes})
-    print(result.tables["markdown"].read_text())
+    print(result.tables["markdown"].read_text(encoding="utf-8"))
     return 0

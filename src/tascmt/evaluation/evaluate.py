@@ -1,4 +1,4 @@
-"""Evaluate a trained checkpoint on a prepared split (SPEC §8, §11.11).
+"""Evaluate a trained checkpoint, a cascade or a classical reference on a prepared split (SPEC §8, §11.11).
 
 ``evaluate_checkpoint`` runs the model on every triplet of the split and writes into ``out_dir``:
 
@@ -10,6 +10,18 @@
 - ``summary.md``: the same as a readable report;
 - ``figures/`` (``figures=True``): qualitative interpolation rows, segmentation overlays and, when the model
   exposes them, interpretability maps.
+
+What is evaluated, and the ``setting`` the summary records (the comparison tables of SPEC §12 report the
+settings as separate rows):
+
+- a checkpoint of a pair-input model (TASC-SwinMT family, interpolation baselines, MTL methods): setting
+  ``"pair"`` — the model sees only X1, X3;
+- a checkpoint of a triplet-input segmenter (``unetpp_seg``, ``swinunetr_seg``, ``nnunet_seg``): setting
+  ``"oracle"`` — it segments [X1, X2, X3] with the real, acquired middle slice X2 (``model_input``);
+- ``evaluate_cascade(interp, seg, ...)``: setting ``"cascade"`` — the segmenter sees [X1, X̂2, X3] with X̂2
+  from the interpolation model, whose interpolation metrics are reported as the cascade's;
+- a parameter-free reference by name, without training: ``"linear_interp"`` (any registered model without
+  parameters) or ``"cubic"`` (:data:`CUBIC`); setting ``"reference"``.
 """
 
 from __future__ import annotations
@@ -17,6 +29,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +43,35 @@ from tascmt.evaluation.volumes import VolumeAccumulator
 from tascmt.utils.atomic import atomic_path, write_json_atomic, write_text_atomic
 
 N_FIGURE_SAMPLES = 3
+
+#: Name of the Catmull-Rom cubic reference (`evaluate_checkpoint(CUBIC, ...)`).
+CUBIC = "cubic"
+CUBIC_NOTE = (
+    "cubic (Catmull-Rom) on a triplet (k-s, k, k+s) uses the stored slices k-3s, k-s, k+s, k+3s of the case, "
+    "X̂2 = (-X(k-3s) + 9 X(k-s) + 9 X(k+s) - X(k+3s)) / 16, computed in the cache's intensity units and "
+    "normalised with the triplet's input-pair scale; where k-3s or k+3s lies outside the stored volume it "
+    "falls back to linear (X1+X3)/2 (count in 'cubic_support')"
+)
+SETTINGS = {
+    "pair": "the model sees only the input pair X1, X3",
+    "oracle": "the segmenter is given the real, acquired middle slice X2 ([X1, X2, X3]); an upper bound, "
+              "not available at prediction time",
+    "cascade": "the segmenter is given [X1, X̂2, X3] with X̂2 synthesised by the interpolation model",
+    "reference": "a parameter-free reference, not trained",
+}
+
+
+@dataclass
+class _Subject:
+    """What is evaluated: ``predict(batch, records)`` -> {"interp": (B, 1, H, W), "seg": (B, 3, H, W)}."""
+
+    name: str
+    tasks: tuple[str, ...]
+    setting: str
+    predict: Callable[[dict, list[dict]], dict[str, Any]]
+    model: Any = None  # nn.Module for the interpretability figure (None: none)
+    info: dict[str, Any] = field(default_factory=dict)  # extra summary fields
+    checkpoint: Any = None  # a checkpoint path that predict_volume can run (pair models only)
 
 
 def resolve_device(device: str) -> str:
@@ -63,6 +106,93 @@ def _figure_positions(records: list[dict[str, Any]], n: int = N_FIGURE_SAMPLES) 
     return sorted({fg[p] for p in picks})
 
 
+def is_reference_name(name: str | os.PathLike) -> bool:
+    """Whether ``name`` names a reference evaluable without training: ``"cubic"`` or a registered model
+    without parameters (``linear_interp``). An existing path is never a name."""
+    text = str(name)
+    if Path(text).exists():
+        return False
+    if text == CUBIC:
+        return True
+    from tascmt.models import create_model, list_models
+
+    if text not in list_models():
+        return False
+    model = create_model(text, size="tiny")
+    return not getattr(model, "trainable", True) and not any(True for _ in model.parameters())
+
+
+def _model_subject(model, name: str, info: dict[str, Any], checkpoint=None) -> _Subject:
+    """A subject running ``model.predict`` on the input it expects (``model_input``: pair or triplet)."""
+    from tascmt.models.baselines.inputs import input_frames, model_input
+
+    frames = input_frames(model)
+    tasks = tuple(getattr(model.config, "tasks", ("interp", "seg")))
+    setting = "oracle" if frames == "triplet" else "pair"
+    if not getattr(model, "trainable", True) and not any(True for _ in model.parameters()):
+        setting = "reference"
+    device = next((p.device for p in model.parameters()), None)
+
+    def predict(batch: dict, records: list[dict]) -> dict[str, Any]:
+        return model.predict(model_input(model, batch, device or batch["x"].device))
+
+    return _Subject(name, tasks, setting, predict, model=model, info=info, checkpoint=checkpoint)
+
+
+def _cubic_subject(ds) -> _Subject:
+    """The Catmull-Rom reference (:data:`CUBIC_NOTE`) on the triplets of dataset ``ds``."""
+    import torch
+
+    from tascmt.data.cache import case_files
+    from tascmt.models.baselines.classical import cubic_middle, has_cubic_support
+
+    volumes: dict[str, np.ndarray] = {}
+    counts = {"cubic": 0, "linear_fallback": 0}
+
+    def volume(case_id: str) -> np.ndarray:
+        if case_id not in volumes:
+            volumes[case_id] = np.load(ds.root / case_files(case_id)[0], mmap_mode="r")  # (Z, H, W)
+        return volumes[case_id]
+
+    def predict(batch: dict, records: list[dict]) -> dict[str, Any]:
+        out = []
+        for rec in records:
+            img = volume(rec["case_id"])  # (Z, H, W) raw intensities
+            k0, k1, k2 = rec["k0"], rec["k1"], rec["k2"]
+            step = k1 - k0
+            if step < 1 or k2 - k1 != step:
+                raise InputError(f"triplet {rec['index']} of case {rec['case_id']} is not equally spaced "
+                                 f"({k0}, {k1}, {k2}); the cubic reference needs (k-s, k, k+s)", path=ds.root)
+            est = cubic_middle(img, k1, step=step, axis=0).astype(np.float32)  # (H, W)
+            counts["cubic" if has_cubic_support(img.shape[0], k1, step) else "linear_fallback"] += 1
+            x1, x2, x3 = (np.asarray(img[k], dtype=np.float32) for k in (k0, k1, k2))
+            params = ds.normalizer.fit(x1, x3, x2)  # the dataset's own fit (input pair; 'triplet' leaks)
+            out.append(ds.normalizer.apply(est, params))
+        interp = torch.from_numpy(np.stack(out).astype(np.float32))[:, None]  # (B, 1, H, W)
+        return {"interp": interp.to(batch["x"].device)}
+
+    info = {"cubic_note": CUBIC_NOTE, "cubic_support": counts}
+    return _Subject("cubic (Catmull-Rom)", ("interp",), "reference", predict, info=info)
+
+
+def _img_size(cache_size: Any) -> dict[str, int]:
+    """``{"img_size": cache_size}`` when it is a valid nominal model size (a multiple of 32), else {}."""
+    return {"img_size": cache_size} if isinstance(cache_size, int) and cache_size % 32 == 0 else {}
+
+
+def _open_split(cache_dir, split: str, fg_policy: str | None, batch_size: int):
+    from tascmt.data.dataset import TripletDataset
+
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    ds = TripletDataset(cache_dir, split=split, augment=False, fg_policy=fg_policy)
+    if len(ds) == 0:
+        raise InputError(f"split {split!r} has no triplets", path=cache_dir)
+    return ds
+
+
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike,
     cache_dir: str | os.PathLike,
@@ -81,7 +211,9 @@ def evaluate_checkpoint(
     """Evaluate ``checkpoint`` on ``split`` of the triplet cache ``cache_dir``.
 
     Args:
-        checkpoint: a checkpoint folder or file written by ``tascmt.models.checkpoint.save_model``.
+        checkpoint: a checkpoint folder or file written by ``tascmt.models.checkpoint.save_model``; or a
+            reference evaluated without training (`is_reference_name`): ``"cubic"``, ``"linear_interp"``.
+            A triplet-input segmenter is evaluated in the oracle setting (module docstring).
         cache_dir: the prepared triplet cache (``tascmt prepare``).
         split: "train", "val" or "test".
         out_dir: where the CSV, JSON, Markdown and figures go (None: nothing is written).
@@ -92,29 +224,108 @@ def evaluate_checkpoint(
         figures: also write qualitative figures into ``out_dir/figures``.
         max_triplets: evaluate only the first N triplets (quick checks).
         volumes: also evaluate whole volumes of the split through ``predict_volume``
-            (`tascmt.evaluation.volume_eval.evaluate_volumes`; written as ``per_volume.csv``).
+            (`tascmt.evaluation.volume_eval.evaluate_volumes`; written as ``per_volume.csv``); pair-input
+            checkpoints only.
 
     Returns:
-        The summary dict (also ``summary.json``). Single-task checkpoints get only their task's metrics
-        (the linear baseline is always there).
+        The summary dict (also ``summary.json``), with ``setting`` ("pair", "oracle", "reference").
+        Single-task checkpoints get only their task's metrics (the linear baseline is always there).
     """
-    import torch
-
-    from tascmt.data.dataset import TripletDataset
-    from tascmt.evaluation.metrics import load_lpips
     from tascmt.models.checkpoint import load_model
 
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}")
     device = resolve_device(device)
-    model, meta = load_model(checkpoint, map_location=device)
-    tasks = tuple(getattr(model.config, "tasks", ("interp", "seg")))
-    ds = TripletDataset(cache_dir, split=split, augment=False, fg_policy=fg_policy)
-    _check_size(meta, ds.manifest.params.get("size"), checkpoint, cache_dir)
-    if len(ds) == 0:
-        raise InputError(f"split {split!r} has no triplets", path=cache_dir)
+    ds = _open_split(cache_dir, split, fg_policy, batch_size)
+    cache_size = ds.manifest.params.get("size")
+    if is_reference_name(checkpoint):
+        if str(checkpoint) == CUBIC:
+            subject = _cubic_subject(ds)
+        else:
+            from tascmt.models import create_model
+
+            model = create_model(str(checkpoint), size="tiny", **_img_size(cache_size))
+            subject = _model_subject(model.to(device).eval(), str(checkpoint), {})
+        subject.info["checkpoint"] = f"{checkpoint} (reference, not trained)"
+    else:
+        model, meta = load_model(checkpoint, map_location=device)
+        _check_size(meta, cache_size, checkpoint, cache_dir)
+        subject = _model_subject(model, meta.get("model"), {"checkpoint": str(checkpoint)},
+                                 checkpoint=checkpoint)
+    if volumes and (subject.checkpoint is None or subject.setting != "pair"):
+        raise ConfigError(f"volumes=True needs a checkpoint of a model that takes the input pair; "
+                          f"{checkpoint} is evaluated in the {subject.setting!r} setting")
+    return _evaluate(subject, ds, cache_dir, split, out_dir, batch_size, device, lpips_vgg, lpips_lin,
+                     figures, max_triplets, progress, volumes)
+
+
+def evaluate_cascade(
+    interp_checkpoint: str | os.PathLike,
+    seg_checkpoint: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    split: str = "test",
+    out_dir: str | os.PathLike | None = None,
+    batch_size: int = 4,
+    device: str = "cpu",
+    fg_policy: str | None = None,
+    lpips_vgg: str | os.PathLike | None = None,
+    lpips_lin: str | os.PathLike | None = None,
+    figures: bool = True,
+    max_triplets: int | None = None,
+    progress: bool = False,
+    size: str = "small",
+) -> dict[str, Any]:
+    """Evaluate the cascade interpolation model → segmenter (setting ``"cascade"``).
+
+    The segmenter (a triplet-input model, e.g. ``nnunet_seg``) sees [X1, X̂2, X3] where X̂2 is the
+    interpolation model's output (``tascmt.models.baselines.build_cascade``); the summary's interpolation
+    metrics are the interpolator's, its segmentation metrics the segmenter's on the synthesised triplet.
+    Each part is a checkpoint written by ``save_model``/``train`` or a registered name (``linear_interp``;
+    other names give untrained models at ``size``). The other arguments are `evaluate_checkpoint`'s.
+
+    Returns the summary dict (same format as `evaluate_checkpoint`; ``setting`` = "cascade",
+    ``interp_checkpoint``, ``seg_checkpoint``).
+    """
+    from tascmt.models.baselines import build_cascade
+
+    device = resolve_device(device)
+    ds = _open_split(cache_dir, split, fg_policy, batch_size)
+    cache_size = ds.manifest.params.get("size")
+    parts = {}
+    for role, part in (("interp", interp_checkpoint), ("seg", seg_checkpoint)):
+        if Path(str(part)).exists() or not isinstance(part, (str, os.PathLike)):
+            parts[role] = part
+        else:  # a registered name: build it at the cache's size
+            from tascmt.models import create_model
+
+            try:
+                parts[role] = create_model(str(part), size=size, **_img_size(cache_size))
+            except ValueError as err:
+                raise ConfigError(f"cascade {role} part {str(part)!r} is neither a checkpoint nor a "
+                                  f"registered model: {err}") from err
+    try:
+        cascade, metas = build_cascade(parts["interp"], parts["seg"], size=size, map_location=device)
+    except ValueError as err:  # wrong part kinds (ModelConfigError names them)
+        raise ConfigError(f"cannot build the cascade {interp_checkpoint} → {seg_checkpoint}: {err}") from err
+    for role, meta in metas.items():
+        _check_size(meta, cache_size, interp_checkpoint if role == "interp" else seg_checkpoint, cache_dir)
+    cascade = cascade.to(device).eval()
+    names = (cascade.config.interp_model, cascade.config.seg_model)
+    info = {"interp_checkpoint": str(interp_checkpoint), "seg_checkpoint": str(seg_checkpoint),
+            "checkpoint": f"{interp_checkpoint} → {seg_checkpoint}", "cascade": list(names)}
+    subject = _model_subject(cascade, f"cascade({names[0]} → {names[1]})", info)
+    subject.setting = "cascade"
+    return _evaluate(subject, ds, cache_dir, split, out_dir, batch_size, device, lpips_vgg, lpips_lin,
+                     figures, max_triplets, progress, volumes=False)
+
+
+def _evaluate(subject: _Subject, ds, cache_dir, split: str, out_dir, batch_size: int, device: str,
+              lpips_vgg, lpips_lin, figures: bool, max_triplets: int | None, progress: bool,
+              volumes: bool) -> dict[str, Any]:
+    """The per-triplet loop shared by every subject; writes the outputs and returns the summary."""
+    import torch
+
+    from tascmt.evaluation.metrics import load_lpips
+
+    tasks = subject.tasks
     n = len(ds) if max_triplets is None else min(len(ds), int(max_triplets))
     subset = torch.utils.data.Subset(ds, range(n))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=0)
@@ -132,7 +343,8 @@ def evaluate_checkpoint(
     with torch.no_grad():
         for batch in iterator:
             x = batch["x"].to(device)  # (B, 2, H, W)
-            out = model.predict(x)
+            records = ds.records[pos:pos + x.shape[0]]
+            out = subject.predict({**batch, "x": x}, records)
             linear = 0.5 * (x[:, :1] + x[:, 1:])  # (B, 1, H, W)
             y_i = batch["y_interp"].to(device)  # (B, 1, H, W)
             lp_model = lp_lin = None
@@ -144,7 +356,7 @@ def evaluate_checkpoint(
             ps = out["seg"].cpu().numpy() if "seg" in out else None  # (B, 3, H, W)
             xb, yi, ys = x.cpu().numpy(), y_i[:, 0].cpu().numpy(), batch["y_seg"].numpy()
             for b in range(x.shape[0]):
-                rec = ds.records[pos]
+                rec = records[b]
                 meta_b = {"case_id": batch["case_id"][b], "index": int(batch["index"][b]),
                           "gap_mm": float(batch["gap_mm"][b]), "resampled": bool(batch["resampled"][b]),
                           "fg_middle": bool(batch["fg_middle"][b])}
@@ -163,13 +375,15 @@ def evaluate_checkpoint(
                                         "pred": pred_i, "seg": pred_s})
                 pos += 1
     summary: dict[str, Any] = {
-        "checkpoint": str(checkpoint), "model": meta.get("model"), "tasks": list(tasks), "split": split,
+        "checkpoint": subject.info.get("checkpoint"), "model": subject.name, "tasks": list(tasks),
+        "setting": subject.setting, "setting_note": SETTINGS[subject.setting], "split": split,
         "cache_dir": str(cache_dir), "fg_policy": ds.fg_policy,
         "normalization": ds.manifest.params.get("norm"),
         "normalization_warning": ("the 'triplet' normalisation scales with the target slice's range "
                                   "(leaks the target; the public code's choice)")
         if getattr(ds.normalizer, "leaks_target", False) else None,
         "lpips": "computed" if lpips_net is not None else "unavailable (no LPIPS weight files given)",
+        **{k: v for k, v in subject.info.items() if k != "checkpoint"},
     }
     summary.update(summarise(rows, tasks))
     if "seg" in tasks:
@@ -177,7 +391,7 @@ def evaluate_checkpoint(
     if volumes:
         from tascmt.evaluation.volume_eval import evaluate_volumes
 
-        summary["whole_volumes"] = evaluate_volumes(checkpoint, cache_dir, split=split, device=device,
+        summary["whole_volumes"] = evaluate_volumes(subject.checkpoint, cache_dir, split=split, device=device,
                                                     batch_size=batch_size)
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -187,7 +401,7 @@ def evaluate_checkpoint(
             write_rows_csv(out_dir / "per_volume.csv", [{"case_id": c, **m} for c, m in
                                                         summary["whole_volumes"]["cases"].items()])
         if fig_samples:
-            summary["figures"] = write_eval_figures(model, fig_samples, out_dir / "figures", device)
+            summary["figures"] = write_eval_figures(subject.model, fig_samples, out_dir / "figures", device)
         write_json_atomic(out_dir / "summary.json", summary)
         write_text_atomic(out_dir / "summary.md", to_markdown(summary))
     return summary
@@ -198,7 +412,7 @@ def write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for r in rows:
@@ -215,7 +429,8 @@ def _cell(v: Any) -> Any:
 
 
 def write_eval_figures(model, samples: list[dict[str, Any]], fig_dir: Path, device: str) -> list[str]:
-    """Qualitative figures for a few triplets; returns the written file names."""
+    """Qualitative figures for a few triplets; returns the written file names. ``model`` (or None) gives
+    the interpretability maps of the first sample when it has ``forward_intermediates``."""
     import torch
 
     from tascmt.evaluation import figures as F
@@ -232,13 +447,18 @@ def write_eval_figures(model, samples: list[dict[str, Any]], fig_dir: Path, devi
             [s["gt"] for s in samples], [s["seg"][1] for s in samples], [s["seg_gt"][1] for s in samples],
             fig_dir / "segmentation_y2.png", titles=[f"{t} (Y2)" for t in titles],
         ).name)
-    if hasattr(model, "forward_intermediates"):
-        x = torch.from_numpy(samples[0]["x"][None]).to(device)  # (1, 2, H, W)
+    if model is not None and hasattr(model, "forward_intermediates"):
+        from tascmt.models.baselines.inputs import model_input
+
+        s = samples[0]
+        batch = {"x": torch.from_numpy(s["x"][None]),  # (1, 2, H, W)
+                 "y_interp": torch.from_numpy(np.asarray(s["gt"], dtype=np.float32)[None, None])}
+        x = model_input(model, batch, device)  # (1, 2 or 3, H, W)
         with torch.no_grad():
             _, maps = model.forward_intermediates(x)
         maps2d = F.select_interpretability_maps({k: v.detach().float().cpu().numpy() for k, v in maps.items()
                                                  if torch.is_tensor(v)})
         if maps2d:
             written.append(F.plot_interpretability(maps2d, fig_dir / "interpretability.png",
-                                                   image=samples[0]["gt"]).name)
+                                                   image=s["gt"]).name)
     return written

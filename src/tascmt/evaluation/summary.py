@@ -129,6 +129,12 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
     lines = [f"# Evaluation: {summary.get('model', '?')} on split '{summary.get('split', '?')}'", ""]
     lines.append(f"- checkpoint: `{summary.get('checkpoint', '?')}`")
     lines.append(f"- tasks: {', '.join(summary.get('tasks', []))}")
+    if summary.get("setting"):
+        lines.append(f"- setting: **{summary['setting']}** ({summary.get('setting_note', '')})")
+    if summary.get("cubic_note"):
+        sup = summary.get("cubic_support") or {}
+        lines.append(f"- {summary['cubic_note']}; here: {sup.get('cubic', '?')} cubic, "
+                     f"{sup.get('linear_fallback', '?')} linear fallback")
     lines.append(f"- triplets: {summary['n_triplets']} from {summary['n_cases']} case(s); targets: "
                  f"{summary['targets']['acquired']} acquired, {summary['targets']['resampled']} resampled "
                  "(a resampled target is z-interpolated and favours linear interpolation)")

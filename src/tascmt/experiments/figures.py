@@ -25,7 +25,7 @@ LOG_NAMES = ("epochs.csv", "steps.csv")  # per-epoch log; per-step log when no e
 def _run_log(train_dir: Path) -> Path | None:
     for name in LOG_NAMES:
         p = train_dir / name
-        if p.is_file() and p.stat().st_size > 0 and len(p.read_text().splitlines()) > 1:
+        if p.is_file() and p.stat().st_size > 0 and len(p.read_text(encoding="utf-8").splitlines()) > 1:
             return p
     return None
 

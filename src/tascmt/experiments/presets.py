@@ -9,7 +9,15 @@ also be a JSON file::
      "metrics": ["psnr", "ssim", "dice", "recall"],
      "configs": [{"label": "full", "model": "tasc_swinmt"},
                  {"label": "fixed 1:1", "model": "tasc_swinmt",
-                  "train": {"balancer": "fixed", "balancer_kwargs": {"weights": [1, 1]}}}]}
+                  "train": {"balancer": "fixed", "balancer_kwargs": {"weights": [1, 1]}}},
+                 {"label": "cubic", "model": "cubic"},
+                 {"label": "UNet++ (cascade)", "model": "unetpp_seg", "interp": "swinunet_interp"}]}
+
+Three kinds of rows: a trained model (the default); a parameter-free reference evaluated without training
+(``model`` in :data:`REFERENCE_MODELS`: ``linear_interp`` or ``cubic``); a cascade (``interp`` set): the
+interpolation model ``interp`` and the triplet segmenter ``model`` are trained separately and the segmenter
+is evaluated on [X1, X̂2, X3]. A triplet segmenter without ``interp`` is evaluated in the oracle setting
+(given the real middle slice X2). The comparison presets label the two settings in the row names.
 """
 
 from __future__ import annotations
@@ -35,6 +43,10 @@ KNOWN_METRICS = (*INTERP_COLUMNS, *SEG_COLUMNS, "dice_y2", "dice_global", "tcs",
 #: Training options a configuration may set (the rest are the runner's: cache, run folder, seed, budget).
 _RUNNER_OWNED = {"cache_dir", "out_dir", "seed", "model", "size"}
 
+#: Rows evaluated without training: the registered parameter-free ``linear_interp`` and the Catmull-Rom
+#: ``cubic`` reference (`tascmt.evaluation.evaluate.CUBIC`, needs the whole cached volumes).
+REFERENCE_MODELS = ("linear_interp", "cubic")
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -43,16 +55,30 @@ class RunSpec:
     Attributes:
         label: row name, unique within the experiment; also names its run folders (made file-safe).
         model: a registered model name (``tascmt.models.list_models()``).
-        train: ``TrainConfig`` fields this configuration sets (e.g. ``{"balancer": "dwa"}``).
+        train: ``TrainConfig`` fields this configuration sets (e.g. ``{"balancer": "dwa"}``); for a cascade
+            they apply to both parts.
+        interp: for a cascade row, the interpolation model (registered pair model or ``linear_interp``)
+            whose output X̂2 the segmenter ``model`` sees; None otherwise.
     """
 
     label: str
     model: str
     train: dict[str, Any] = field(default_factory=dict)
+    interp: str | None = None
 
     @property
     def slug(self) -> str:
         return re.sub(r"[^A-Za-z0-9._-]+", "_", self.label).strip("_") or "config"
+
+    @property
+    def is_reference(self) -> bool:
+        """Evaluated without training (``model`` in :data:`REFERENCE_MODELS`, not a cascade)."""
+        return self.interp is None and self.model in REFERENCE_MODELS
+
+    @property
+    def kind(self) -> str:
+        """``"reference"``, ``"cascade"`` or ``"trained"``."""
+        return "reference" if self.is_reference else ("cascade" if self.interp is not None else "trained")
 
 
 @dataclass(frozen=True)
@@ -83,6 +109,10 @@ class ExperimentSpec:
             raise ConfigError(f"experiment {self.name!r}: unknown metrics {unknown}; "
                               f"known: {list(KNOWN_METRICS)}")
         for c in self.configs:
+            if c.is_reference and c.train:
+                raise ConfigError(f"experiment {self.name!r}, configuration {c.label!r}: {c.model!r} is "
+                                  "evaluated without training; remove its training options "
+                                  f"{sorted(c.train)}")
             bad = sorted(set(c.train) & _RUNNER_OWNED)
             if bad:
                 raise ConfigError(f"experiment {self.name!r}, configuration {c.label!r}: options {bad} are "
@@ -107,7 +137,59 @@ _ABLATION_ROWS = (
     ("full", FULL),
 )
 
+# Comparison tables (SPEC §12): baselines and multi-task methods against the full model.
+_INTERP_BASELINES = (
+    ("linear (X1+X3)/2", "linear_interp"),
+    ("cubic (Catmull-Rom)", "cubic"),
+    ("SwinUNet-Interp", "swinunet_interp"),
+    ("TransUNet-Interp", "transunet_interp"),
+    ("VTN-Interp", "vtn_interp"),
+    ("full", FULL),
+)
+_SEGMENTERS = (("nnU-Net-style", "nnunet_seg"), ("UNet++", "unetpp_seg"), ("Swin UNETR", "swinunetr_seg"))
+#: The interpolation baseline whose X̂2 the segmenters see in the cascade rows of ``seg_baselines`` (one
+#: interpolator for all three, so that the rows differ only by the segmenter).
+CASCADE_INTERP = ("SwinUNet-Interp", "swinunet_interp")
+_MTL_METHODS = (
+    ("direct concatenation", "mtl_concat"),
+    ("Shared-Bottom", "mtl_shared_bottom"),
+    ("cross-task concatenation", "mtl_cross_concat"),
+    ("MoE (task-agnostic gate)", "mtl_moe"),
+    ("full", FULL),
+)
+
 PRESETS: dict[str, ExperimentSpec] = {
+    "interp_baselines": ExperimentSpec(
+        name="interp_baselines",
+        configs=tuple(RunSpec(label, model) for label, model in _INTERP_BASELINES),
+        reference="full",
+        metrics=INTERP_COLUMNS,
+        description="Interpolation baselines (SPEC §12, Tables 4, 6); linear and cubic are evaluated "
+        "without training (cubic: Catmull-Rom over the stored slices k-3s, k-s, k+s, k+3s, linear where "
+        "k±3s is outside the volume).",
+    ),
+    "seg_baselines": ExperimentSpec(
+        name="seg_baselines",
+        configs=(
+            *(RunSpec(f"{label} (oracle)", model) for label, model in _SEGMENTERS),
+            *(RunSpec(f"{label} (cascade, {CASCADE_INTERP[0]})", model, interp=CASCADE_INTERP[1])
+              for label, model in _SEGMENTERS),
+            RunSpec("full", FULL),
+        ),
+        reference="full",
+        metrics=(*SEG_COLUMNS, "dice_y2"),
+        description="Segmentation baselines (SPEC §12, Tables 5, 7) in two settings: *oracle* (the segmenter "
+        "is given the real middle slice X2; not available at prediction time) and *cascade* (given X̂2 from "
+        f"{CASCADE_INTERP[0]}). nnU-Net-style = MONAI DynUNet planned with nnU-Net's 2-D rules, not the "
+        "nnunetv2 package.",
+    ),
+    "mtl_methods": ExperimentSpec(
+        name="mtl_methods",
+        configs=tuple(RunSpec(label, model) for label, model in _MTL_METHODS),
+        reference="full",
+        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS),
+        description="Multi-task methods on the same Swin backbone (SPEC §12, Tables 13, 14).",
+    ),
     "ablation": ExperimentSpec(
         name="ablation",
         configs=tuple(RunSpec(label, model) for label, model in _ABLATION_ROWS),
@@ -176,10 +258,12 @@ def spec_from_dict(d: dict[str, Any], source: str = "<dict>") -> ExperimentSpec:
     for i, c in enumerate(raw):
         if not isinstance(c, dict) or "label" not in c or "model" not in c:
             raise ConfigError(f"{source}: configs[{i}] must be an object with 'label' and 'model', got {c!r}")
-        extra = sorted(set(c) - {"label", "model", "train"})
+        extra = sorted(set(c) - {"label", "model", "train", "interp"})
         if extra:
             raise ConfigError(f"{source}: configs[{i}] has unknown keys {extra} (put options under 'train')")
-        configs.append(RunSpec(str(c["label"]), str(c["model"]), dict(c.get("train") or {})))
+        interp = c.get("interp")
+        configs.append(RunSpec(str(c["label"]), str(c["model"]), dict(c.get("train") or {}),
+                               None if interp is None else str(interp)))
     return ExperimentSpec(
         name=str(d.get("name") or Path(source).stem),
         configs=tuple(configs),
@@ -204,7 +288,7 @@ def resolve_spec(preset_or_spec: str | os.PathLike | ExperimentSpec | dict) -> E
         if not path.is_file():
             raise ConfigError(f"experiment spec file not found: {path}")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"{path}: cannot read the experiment spec ({err})") from err
         return spec_from_dict(data, source=str(path))

@@ -12,6 +12,16 @@ Layout of ``out_dir``::
 A run folder with ``COMPLETED`` is never trained again; if its recorded settings differ from the requested
 ones (other than runtime options such as ``max_minutes``) the runner refuses instead of mixing them.
 An interrupted run (``train/last`` exists, no marker) is resumed.
+
+Rows that are not one trained model (`tascmt.experiments.presets.RunSpec`):
+
+- references (``linear_interp``, ``cubic``): evaluated once, without training, in
+  ``runs/<config>/reference/``; every seed reports the same (deterministic) numbers;
+- cascades (``RunSpec.interp`` set): the interpolation model and the segmenter are trained as separate
+  "parts" and the cascade evaluated with `tascmt.evaluation.evaluate.evaluate_cascade`. A part is the
+  training run of a row of the same experiment with the same model and options when there is one (so the
+  oracle row's segmenter is the cascade's segmenter), else ``parts/<model>/seed<k>/``; a part trained
+  once (marker ``TRAINED``) is reused by every row that needs it.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ from tascmt.utils.atomic import write_json_atomic, write_text_atomic
 
 MARKER = "COMPLETED"
 RESULT_FILE = "result.json"
+PART_MARKER = "TRAINED"
+PART_FILE = "trained.json"
 
 #: Training options that do not change what is trained (a finished run is reused despite them).
 _RUNTIME = {"max_minutes", "num_workers", "device", "progress", "tensorboard", "out_dir", "cache_dir"}
@@ -108,11 +120,16 @@ def _load_finished(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | 
     if not (run_dir / MARKER).exists():
         return None
     try:
-        data = json.loads((run_dir / RESULT_FILE).read_text())
+        data = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"{run_dir}: marked {MARKER} but {RESULT_FILE} is unreadable ({err}); "
                           f"delete the folder to re-run it") from err
-    recorded = data.get("settings", {})
+    _check_settings(run_dir, data.get("settings", {}), settings)
+    return data
+
+
+def _check_settings(run_dir: Path, recorded: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuse (``ConfigError``) when a finished run's recorded settings differ from the requested ones."""
     defaults = _defaults()
     missing = object()
     diff = sorted(
@@ -123,42 +140,146 @@ def _load_finished(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | 
         raise ConfigError(f"{run_dir}: finished run was trained with different settings {diff} "
                           f"(recorded {[recorded.get(k) for k in diff]}, requested "
                           f"{[settings.get(k) for k in diff]}); use another output folder or delete it")
-    return data
+
+
+@dataclass
+class _Trained:
+    """A trained model (a row's training run or a cascade part)."""
+
+    checkpoint: Path
+    history: list[dict[str, Any]]
+    settings: dict[str, Any]
+    stop_reason: str | None = None
+    global_step: int | None = None
+    reused: bool = False
+
+
+def _checkpoint_in(run_dir: Path, recorded: str | None) -> Path:
+    """A recorded best-checkpoint path, or ``run_dir/train/best`` when the folder was moved."""
+    if recorded and Path(recorded).exists():
+        return Path(recorded)
+    return run_dir / "train" / "best"
+
+
+def train_part(model: str, train: dict[str, Any], seed: int, cache_dir: Path, run_dir: Path, size: str,
+               base: dict[str, Any], log: Callable[[str], None]) -> _Trained:
+    """Train ``model`` with ``train`` options into ``run_dir/train`` or reuse it when already trained there
+    (marker ``TRAINED``, or a row's ``COMPLETED``), after checking that the recorded settings match."""
+    from tascmt.training import train as train_fn
+
+    cfg = _train_config(RunSpec(model, model, train), seed, cache_dir, run_dir / "train", size, base)
+    settings = _settings(cfg)
+    for marker, name in ((PART_MARKER, PART_FILE), (MARKER, RESULT_FILE)):
+        if (run_dir / marker).exists():
+            try:
+                data = json.loads((run_dir / name).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as err:
+                raise ConfigError(f"{run_dir}: marked {marker} but {name} is unreadable ({err}); "
+                                  "delete the folder to re-run it") from err
+            _check_settings(run_dir, data.get("settings", {}), settings)
+            return _Trained(_checkpoint_in(run_dir, data.get("best_checkpoint")), data.get("history", []),
+                            settings, data.get("stop_reason"), data.get("global_step"), reused=True)
+    resume = (run_dir / "train" / "last").exists()
+    log(f"    {'resuming' if resume else 'training'} {model} (seed {seed}) in {run_dir}")
+    res = train_fn(cfg, resume=resume)
+    if res.best_checkpoint is None or not Path(res.best_checkpoint).exists():
+        raise ConfigError(f"{run_dir / 'train'}: training produced no best checkpoint "
+                          f"(stop reason {getattr(res, 'stop_reason', '?')})")
+    trained = _Trained(Path(res.best_checkpoint), list(res.history), settings,
+                       getattr(res, "stop_reason", None), getattr(res, "global_step", None))
+    write_json_atomic(run_dir / PART_FILE, {
+        "model": model, "seed": int(seed), "best_checkpoint": str(trained.checkpoint),
+        "history": trained.history, "stop_reason": trained.stop_reason,
+        "global_step": trained.global_step, "settings": settings,
+    })
+    write_text_atomic(run_dir / PART_MARKER, "ok\n")
+    return trained
 
 
 def run_one(spec_row: RunSpec, seed: int, cache_dir: Path, run_dir: Path, size: str, base: dict[str, Any],
             split: str, eval_batch_size: int, device: str, eval_figures: bool,
             log: Callable[[str], None],
-            eval_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
-    """Train + evaluate one configuration/seed (or reuse a finished run). Returns (result, reused)."""
-    from tascmt.evaluation.evaluate import evaluate_checkpoint
-    from tascmt.training import train
+            eval_options: dict[str, Any] | None = None,
+            part_dir: Callable[[str, dict[str, Any], int], Path] | None = None,
+            ) -> tuple[dict[str, Any], bool]:
+    """Train + evaluate one configuration/seed (or reuse a finished run). Returns (result, reused).
 
-    cfg = _train_config(spec_row, seed, cache_dir, run_dir / "train", size, base)
-    settings = _settings(cfg)
-    done = _load_finished(run_dir, settings)
+    References are evaluated without training (in ``run_dir.parent / "reference"``, shared by all seeds);
+    cascade rows train their parts in ``part_dir(model, train_options, seed)`` (default: inside
+    ``run_dir``) and evaluate the cascade.
+    """
+    from tascmt.evaluation.evaluate import evaluate_cascade, evaluate_checkpoint
+
+    options = dict(eval_options or {})
+    if spec_row.is_reference:
+        run_dir = run_dir.parent / "reference"
+        settings: dict[str, Any] = {"reference": spec_row.model}
+    elif spec_row.interp is not None:
+        part_dir = part_dir or (lambda model, train, s: run_dir / ("interp" if model == spec_row.interp
+                                                                   else "seg"))
+        settings = {"cascade": [spec_row.interp, spec_row.model]}
+    else:
+        settings = _settings(_train_config(spec_row, seed, cache_dir, run_dir / "train", size, base))
+    done = _load_finished(run_dir, settings) if spec_row.interp is None else None
     if done is not None:
         log(f"  {spec_row.label} seed {seed}: finished earlier, reused")
         return done, True
-    resume = (run_dir / "train" / "last").exists()
-    log(f"  {spec_row.label} seed {seed}: {'resuming' if resume else 'training'} {spec_row.model}")
-    res = train(cfg, resume=resume)
-    if res.best_checkpoint is None or not Path(res.best_checkpoint).exists():
-        raise ConfigError(f"{run_dir / 'train'}: training produced no best checkpoint "
-                          f"(stop reason {getattr(res, 'stop_reason', '?')})")
-    log(f"  {spec_row.label} seed {seed}: evaluating {res.best_checkpoint}")
-    summary = evaluate_checkpoint(res.best_checkpoint, cache_dir, split=split, out_dir=run_dir / "eval",
-                                  batch_size=eval_batch_size, device=device, figures=eval_figures,
-                                  **(eval_options or {}))
+    if _frames(spec_row, size) != "pair" and options.pop("volumes", False):
+        log(f"  {spec_row.label}: whole-volume evaluation needs a model of the input pair; skipped")
+    eval_kw = dict(split=split, out_dir=run_dir / "eval", batch_size=eval_batch_size, device=device,
+                   figures=eval_figures, **options)
+    trained: _Trained | None = None
+    if spec_row.is_reference:
+        log(f"  {spec_row.label}: evaluating the reference {spec_row.model} (no training)")
+        summary = evaluate_checkpoint(spec_row.model, cache_dir, **eval_kw)
+        checkpoint: Any = None
+    elif spec_row.interp is not None:
+        parts: dict[str, Any] = {}
+        for role, model in (("interp", spec_row.interp), ("seg", spec_row.model)):
+            if _is_reference(model):
+                parts[role], settings[f"{role}_settings"] = model, {"reference": model}
+                continue
+            part = train_part(model, spec_row.train, seed, cache_dir, part_dir(model, spec_row.train, seed),
+                              size, base, log)
+            parts[role], settings[f"{role}_settings"] = part.checkpoint, part.settings
+        done = _load_finished(run_dir, settings)
+        if done is not None:
+            log(f"  {spec_row.label} seed {seed}: finished earlier, reused")
+            return done, True
+        log(f"  {spec_row.label} seed {seed}: evaluating the cascade {spec_row.interp} → {spec_row.model}")
+        summary = evaluate_cascade(parts["interp"], parts["seg"], cache_dir, size=size, **eval_kw)
+        checkpoint = {"interp": str(parts["interp"]), "seg": str(parts["seg"])}
+    else:
+        trained = train_part(spec_row.model, spec_row.train, seed, cache_dir, run_dir, size, base, log)
+        log(f"  {spec_row.label} seed {seed}: evaluating {trained.checkpoint}")
+        summary = evaluate_checkpoint(trained.checkpoint, cache_dir, **eval_kw)
+        checkpoint = str(trained.checkpoint)
     result = {
-        "label": spec_row.label, "model": spec_row.model, "seed": int(seed), "split": split,
-        "metrics": extract_metrics(summary, res.history),
-        "best_checkpoint": str(res.best_checkpoint), "stop_reason": getattr(res, "stop_reason", None),
-        "global_step": getattr(res, "global_step", None), "settings": settings,
+        "label": spec_row.label, "model": spec_row.model, "interp": spec_row.interp, "seed": int(seed),
+        "split": split, "setting": summary.get("setting"),
+        "metrics": extract_metrics(summary, trained.history if trained is not None else ()),
+        "best_checkpoint": checkpoint,
+        "stop_reason": trained.stop_reason if trained else None,
+        "global_step": trained.global_step if trained else None, "settings": settings,
     }
     write_json_atomic(run_dir / RESULT_FILE, result)
     write_text_atomic(run_dir / MARKER, "ok\n")
     return result, False
+
+
+def _is_reference(model: str) -> bool:
+    from tascmt.experiments.presets import REFERENCE_MODELS
+
+    return model in REFERENCE_MODELS
+
+
+def _frames(spec_row: RunSpec, size: str) -> str:
+    """``"pair"`` when the row's evaluation takes the input pair (whole volumes possible), else its kind."""
+    if spec_row.is_reference or spec_row.interp is not None:
+        return "reference" if spec_row.is_reference else "cascade"
+    from tascmt.models import model_config
+
+    return getattr(model_config(spec_row.model, size), "input_frames", "pair")
 
 
 def run_experiment(
@@ -210,10 +331,12 @@ def run_experiment(
     write_json_atomic(out_dir / "experiment.json", {
         "name": spec.name, "reference": spec.reference, "metrics": list(spec.metrics), "seeds": seeds,
         "size": size, "split": split, "cache_dir": str(cache_dir), "base_train_options": base,
-        "configs": [{"label": c.label, "model": c.model, "train": c.train} for c in spec.configs],
+        "configs": [{"label": c.label, "model": c.model, "train": c.train,
+                     **({"interp": c.interp} if c.interp else {})} for c in spec.configs],
     })
     results: dict[str, dict[int, dict[str, Any]]] = {}
     reused, trained = [], []
+    part_dirs = _part_dirs(spec, out_dir)
     log(f"experiment {spec.name}: {len(spec.configs)} configurations × {len(seeds)} seeds")
     for c in spec.configs:
         results[c.label] = {}
@@ -221,7 +344,7 @@ def run_experiment(
             run_dir = out_dir / "runs" / c.slug / f"seed{seed}"
             res, was_reused = run_one(c, seed, cache_dir, run_dir, size, base, split, eval_batch_size, device,
                                       eval_figures=figures and seed == seeds[0], log=log,
-                                      eval_options=eval_options)
+                                      eval_options=eval_options, part_dir=part_dirs)
             results[c.label][seed] = res["metrics"]
             (reused if was_reused else trained).append(f"{c.slug}/seed{seed}")
     tables = {
@@ -239,10 +362,42 @@ def run_experiment(
     return ExperimentResult(spec, out_dir, results, tables, figs, reused, trained)
 
 
-def _check_models(spec: ExperimentSpec) -> None:
-    from tascmt.models import list_models
+def _part_dirs(spec: ExperimentSpec, out_dir: Path) -> Callable[[str, dict[str, Any], int], Path]:
+    """Where a cascade part (model, train options, seed) is trained: the run folder of the experiment's
+    plain row with the same model and options when there is one, else ``parts/<model>[_<hash>]/seed<k>``."""
+    import hashlib
 
-    known = set(list_models())
-    unknown = sorted({c.model for c in spec.configs} - known)
+    def where(model: str, train: dict[str, Any], seed: int) -> Path:
+        for c in spec.configs:
+            if c.model == model and c.interp is None and not c.is_reference and c.train == train:
+                return out_dir / "runs" / c.slug / f"seed{seed}"
+        tag = ""
+        if train:
+            tag = "_" + hashlib.sha1(json.dumps(train, sort_keys=True).encode()).hexdigest()[:8]
+        return out_dir / "parts" / f"{model}{tag}" / f"seed{seed}"
+
+    return where
+
+
+def _check_models(spec: ExperimentSpec) -> None:
+    from tascmt.experiments.presets import REFERENCE_MODELS
+    from tascmt.models import list_models, model_config
+
+    known = set(list_models()) | set(REFERENCE_MODELS)
+    unknown = sorted({m for c in spec.configs for m in (c.model, c.interp) if m is not None} - known)
     if unknown:
         raise ConfigError(f"experiment {spec.name!r}: unknown models {unknown}; known: {sorted(known)}")
+    for c in spec.configs:
+        if c.interp is None:
+            continue
+        kinds = {}
+        for role, name in (("interp", c.interp), ("seg", c.model)):
+            cfg = None if name in REFERENCE_MODELS else model_config(name, "tiny")
+            kinds[role] = ("pair", ("interp",)) if cfg is None else (getattr(cfg, "input_frames", "pair"),
+                                                                     tuple(cfg.tasks))
+        if kinds["interp"][0] != "pair" or "interp" not in kinds["interp"][1] or c.interp == "cubic":
+            raise ConfigError(f"experiment {spec.name!r}, configuration {c.label!r}: interp={c.interp!r} is "
+                              "not an interpolation model of the input pair (cubic needs whole volumes)")
+        if kinds["seg"][0] != "triplet" or "seg" not in kinds["seg"][1]:
+            raise ConfigError(f"experiment {spec.name!r}, configuration {c.label!r}: a cascade's model "
+                              f"{c.model!r} must be a segmenter of the three frames (input_frames='triplet')")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tascmt.evaluation.stats import compare_rows, summarize
-from tascmt.experiments.presets import ExperimentSpec
+from tascmt.experiments.presets import ExperimentSpec, RunSpec
 
 Results = Mapping[str, Mapping[int, Mapping[str, Any]]]
 
@@ -66,17 +66,34 @@ def markdown_table(spec: ExperimentSpec, results: Results, seeds: Sequence[int])
     for c in spec.configs:
         ref = " (reference)" if c.label == spec.reference else ""
         cells = [comp[m][c.label]["cell"] for m in spec.metrics]
-        lines.append(f"| {c.label}{ref} | `{c.model}` | " + " | ".join(cells) + " |")
+        lines.append(f"| {c.label}{ref} | {model_cell(c)} | " + " | ".join(cells) + " |")
     lin = linear_row(results)
-    if any(m in LINEAR_METRICS and lin.get(m) is not None for m in spec.metrics):
+    has_linear_row = any(c.is_reference and c.model == "linear_interp" for c in spec.configs)
+    if not has_linear_row and any(m in LINEAR_METRICS and lin.get(m) is not None for m in spec.metrics):
         cells = ["–" if m not in LINEAR_METRICS or lin.get(m) is None else f"{lin[m]:.{DIGITS.get(m, 4)}f}"
                  for m in spec.metrics]
         lines.append("| linear (X1+X3)/2 | – | " + " | ".join(cells) + " |")
     lines += ["", f"Mean ± sample std over seeds {list(seeds)}; Welch's t-test against **{spec.reference}**: "
               "\\* p < 0.05, \\*\\* p < 0.01, \\*\\*\\* p < 0.001 (no marker: not significant or undefined)."]
+    kinds = {c.kind for c in spec.configs}
+    if "reference" in kinds:
+        lines += ["", "Rows marked *(no training)* are parameter-free references: the same numbers for every "
+                  "seed (std 0)."]
+    if "cascade" in kinds:
+        lines += ["", "Segmentation settings: *oracle* = the segmenter is given the real middle slice X2 "
+                  "(an upper bound; not available at prediction time); *cascade* = it is given X̂2 from the "
+                  "interpolation model named before the arrow, trained separately."]
     if spec.deltas_from:
         lines += ["", delta_markdown(spec, comp)]
     return "\n".join(lines) + "\n"
+
+
+def model_cell(c: RunSpec) -> str:
+    """The table's model column: the registered name, ``interp → seg`` for a cascade, and a note for
+    references evaluated without training."""
+    if c.interp is not None:
+        return f"`{c.interp}` → `{c.model}`"
+    return f"`{c.model}`" + (" *(no training)*" if c.is_reference else "")
 
 
 def delta_markdown(spec: ExperimentSpec, comp: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
@@ -103,12 +120,12 @@ def csv_table(spec: ExperimentSpec, results: Results) -> str:
     comp = comparison(spec, results)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    cols = ["configuration", "model", "reference"]
+    cols = ["configuration", "model", "interp", "reference"]
     for m in spec.metrics:
         cols += [f"{m}_mean", f"{m}_std", f"{m}_n", f"{m}_p", f"{m}_marker"]
     writer.writerow(cols)
     for c in spec.configs:
-        row: list[Any] = [c.label, c.model, int(c.label == spec.reference)]
+        row: list[Any] = [c.label, c.model, c.interp or "", int(c.label == spec.reference)]
         for m in spec.metrics:
             e = comp[m][c.label]
             row += [_num(e["mean"]), _num(e["std"]), e["n"], _num(e["p"]), e["marker"]]
