@@ -18,7 +18,7 @@ from tascmt.training import TrainConfig
 def test_presets_name_registered_models_and_valid_train_options(tmp_path):
     known = set(list_models())
     assert set(PRESETS) == {"ablation", "single_vs_multi", "loss_weights", "balancing", "hybrid_alpha",
-                            "interp_baselines", "seg_baselines", "mtl_methods"}
+                            "interp_baselines", "seg_baselines", "mtl_methods", "cascades"}
     for spec in PRESETS.values():
         assert spec.reference in [c.label for c in spec.configs]
         for c in spec.configs:

@@ -150,6 +150,13 @@ _SEGMENTERS = (("nnU-Net-style", "nnunet_seg"), ("UNet++", "unetpp_seg"), ("Swin
 #: The interpolation baseline whose X̂2 the segmenters see in the cascade rows of ``seg_baselines`` (one
 #: interpolator for all three, so that the rows differ only by the segmenter).
 CASCADE_INTERP = ("SwinUNet-Interp", "swinunet_interp")
+#: The cascades of the paper's efficiency tables (interpolation model, segmenter); the registered
+#: ``cascade_swinunet_nnunet``, ``cascade_transunet_swinunetr`` and ``cascade_vtn_unetpp``.
+EFFICIENCY_CASCADES = (("swinunet_interp", "nnunet_seg"), ("transunet_interp", "swinunetr_seg"),
+                       ("vtn_interp", "unetpp_seg"))
+DISPLAY_NAMES = {"swinunet_interp": "SwinUNet-Interp", "transunet_interp": "TransUNet-Interp",
+                 "vtn_interp": "VTN-Interp", "nnunet_seg": "nnU-Net-style", "unetpp_seg": "UNet++",
+                 "swinunetr_seg": "Swin UNETR"}
 _MTL_METHODS = (
     ("direct concatenation", "mtl_concat"),
     ("Shared-Bottom", "mtl_shared_bottom"),
@@ -182,6 +189,20 @@ PRESETS: dict[str, ExperimentSpec] = {
         "is given the real middle slice X2; not available at prediction time) and *cascade* (given X̂2 from "
         f"{CASCADE_INTERP[0]}). nnU-Net-style = MONAI DynUNet planned with nnU-Net's 2-D rules, not the "
         "nnunetv2 package.",
+    ),
+    "cascades": ExperimentSpec(
+        name="cascades",
+        configs=(
+            *(RunSpec(f"{DISPLAY_NAMES[i]} + {DISPLAY_NAMES[s]} (cascade)", s, interp=i)
+              for i, s in EFFICIENCY_CASCADES),
+            RunSpec("full", FULL),
+        ),
+        reference="full",
+        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS),
+        description="Accuracy of the cascades of the efficiency tables (SPEC §12, Tables 24-25; `tascmt "
+        "benchmark --model cascade_swinunet_nnunet ...` measures their cost): each interpolation baseline "
+        "and segmenter trained separately, the segmenter evaluated on [X1, X̂2, X3]. The paper pairs "
+        "TransUNet with UNETR; Swin UNETR is used here.",
     ),
     "mtl_methods": ExperimentSpec(
         name="mtl_methods",
