@@ -1,4 +1,4 @@
-"""Shared fixtures for the model tests."""
+"""Shared fixtures for the model tests (torch runs single-threaded suite-wide: see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,5 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
-    """Seed, and one intra-op thread: these tiny models are dominated by per-op threading overhead, which
-    explodes when other test processes share the two cores (measured: 1.9 s -> 0.06 s per forward)."""
+def _seed():
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -1,5 +1,4 @@
-"""ResFormer tests run torch single-threaded (on a shared 2-core machine OpenMP contention makes the tiny
-models many times slower) and share a small synthetic ISIC-style task."""
+"""ResFormer tests share small synthetic 2-D tasks (torch is single-threaded suite-wide)."""
 
 from __future__ import annotations
 
@@ -10,12 +9,8 @@ from tascmt.resformer.synthetic import make_synthetic_2d_task
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
