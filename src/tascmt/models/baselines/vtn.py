@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from tascmt.models.baselines.base import BaselineModel, Record, interp_from_head
-from tascmt.models.baselines.config import BaselineConfig, sized
+from tascmt.models.baselines.config import sized
 from tascmt.models.baselines.swin_common import FinalPatchExpand, SwinEncoder, SwinUDecoder
+from tascmt.models.baselines.swinunet import SwinUNetConfig
 from tascmt.models.config import ModelConfigError
 from tascmt.models.layers import Mlp, init_weights, window_geometry, window_partition, window_reverse
 from tascmt.models.layers.helpers import pad_to_multiple, to_nchw, to_nhwc
@@ -79,25 +80,13 @@ class CrossFrameFusion(nn.Module):
 
 
 @dataclass(frozen=True)
-class VTNConfig(BaselineConfig):
-    """Siamese Swin encoder (per frame), cross-frame fusion heads per scale, Swin-Unet decoder."""
+class VTNConfig(SwinUNetConfig):
+    """Siamese Swin encoder (per frame), cross-frame fusion heads per scale, Swin-Unet decoder (the
+    Swin-Unet topology fields and checks; ``in_chans`` is unused: each frame is encoded alone)."""
 
     name: str = "vtn_interp"
     dims: tuple[int, ...] = (64, 128, 256, 512)
     heads: tuple[int, ...] = (2, 4, 8, 16)
-    depths: tuple[int, ...] = (2, 2, 2, 2)
-    dec_heads: tuple[int, ...] = (8, 4, 2)
-    dec_depths: tuple[int, ...] = (2, 2, 2)
-    window: int = 8
-    mlp_ratio: float = 4.0
-    interp_output: str = "direct"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.check_lengths(dims=self.dims, heads=self.heads, depths=self.depths)
-        self.check_lengths(dec_heads=self.dec_heads, dec_depths=self.dec_depths, dims_minus_one=self.dims[1:])
-        if any(self.dims[i] != 2 * self.dims[i - 1] for i in range(1, len(self.dims))):
-            raise ModelConfigError(f"model config {self.name}: dims={self.dims} must double at every stage")
 
 
 SIZES = {
