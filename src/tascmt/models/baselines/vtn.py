@@ -87,6 +87,7 @@ class VTNConfig(SwinUNetConfig):
     name: str = "vtn_interp"
     dims: tuple[int, ...] = (64, 128, 256, 512)
     heads: tuple[int, ...] = (2, 4, 8, 16)
+    dec_heads: tuple[int, ...] = (8, 4, 2)
 
 
 SIZES = {
