@@ -27,10 +27,10 @@ def test_run_benchmark_two_models_and_outputs(tmp_path):
     fl = results[1]["flops"]
     assert fl["total"] == fl["counted"] + fl["sdpa_analytic"] >= 4 * 256 * 256 * 4  # ≥ the attention term
     doc = runner.write_results(results, tmp_path / "r.json", tmp_path / "r.md")
-    loaded = json.loads((tmp_path / "r.json").read_text())
+    loaded = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert loaded["provenance"]["versions"]["torch"] == doc["provenance"]["versions"]["torch"]
     assert len(loaded["results"]) == 2
-    md = (tmp_path / "r.md").read_text()
+    md = (tmp_path / "r.md").read_text(encoding="utf-8")
     assert md.count("| tiny_") == 2 and "thop MACs" in md
 
 
@@ -52,9 +52,9 @@ def test_cli_runs_on_tiny_model(tmp_path, monkeypatch, capsys):
                "--warmup", "0", "--threads", "1", "--no-memory", "--gemm-size", "128",
                "--json", str(out), "--markdown", str(tmp_path / "b.md")])
     assert rc == 0
-    r = json.loads(out.read_text())["results"][0]
+    r = json.loads(out.read_text(encoding="utf-8"))["results"][0]
     assert r["memory"] is None and r["gemm_reference"]["n"] == 128
-    assert (tmp_path / "b.md").read_text().count("| tiny_convnet |") == 1
+    assert (tmp_path / "b.md").read_text(encoding="utf-8").count("| tiny_convnet |") == 1
     assert "tiny_convnet" in capsys.readouterr().out
 
 

@@ -33,7 +33,7 @@ def write_task(root: Path, cases: dict[str, tuple[np.ndarray, np.ndarray]], spac
         training.append({"image": f"./imagesTr/{cid}.nii.gz", "label": f"./labelsTr/{cid}.nii.gz"})
     meta = {"name": "T", "modality": {"0": modality}, "labels": labels or {"0": "background", "1": "fg"},
             "numTraining": len(training), "training": training, "test": []}
-    (root / "dataset.json").write_text(json.dumps(meta))
+    (root / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
     return root
 
 

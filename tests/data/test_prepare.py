@@ -33,7 +33,7 @@ def test_heart_cache_contents(heart_cache):
     seg = np.load(heart_cache / "cases" / f"{t['case_id']}_seg.npy", mmap_mode="r")
     assert img.dtype == np.float32 and img.shape == (16, 32, 32) and seg.dtype == np.uint8
     assert img.max() > 10  # raw intensities, not normalised
-    assert json.loads((heart_cache / "splits.json").read_text())["seed"] == 42
+    assert json.loads((heart_cache / "splits.json").read_text(encoding="utf-8"))["seed"] == 42
     assert (heart_cache / "config.json").exists() and (heart_cache / "provenance.json").exists()
 
 
@@ -55,9 +55,9 @@ def test_existing_splits_reused(tmp_path):
     task = write_task(tmp_path / "task", _good_cases(10))
     out = tmp_path / "cache"
     prepare_dataset(task, out, size=16, progress=False, verbose=False)
-    splits = json.loads((out / "splits.json").read_text())
+    splits = json.loads((out / "splits.json").read_text(encoding="utf-8"))
     splits["train"], splits["test"] = splits["test"], splits["train"]
-    (out / "splits.json").write_text(json.dumps(splits))
+    (out / "splits.json").write_text(json.dumps(splits), encoding="utf-8")
     m = prepare_dataset(task, out, size=16, progress=False, verbose=False)
     assert sorted(c for c, info in m.cases.items() if info["split"] == "test") == sorted(splits["test"])
     with pytest.raises(ConfigError, match="split seed"):
@@ -142,14 +142,14 @@ def _four_d(root):
 
 
 def _bad_json(root):
-    (root / "dataset.json").write_text("{not json")
+    (root / "dataset.json").write_text("{not json", encoding="utf-8")
     return "dataset.json"
 
 
 def _json_missing_file(root):
-    meta = json.loads((root / "dataset.json").read_text())
+    meta = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     meta["training"][0]["image"] = "./imagesTr/gone.nii.gz"
-    (root / "dataset.json").write_text(json.dumps(meta))
+    (root / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
     return "dataset.json"
 
 
@@ -188,10 +188,10 @@ def test_refuses_foreign_output_folder(tmp_path):
     task = write_task(tmp_path / "task", _good_cases(3))
     foreign = tmp_path / "mine"
     foreign.mkdir()
-    (foreign / "notes.txt").write_text("keep me")
+    (foreign / "notes.txt").write_text("keep me", encoding="utf-8")
     with pytest.raises(ConfigError, match="not a tascmt cache"):
         prepare_dataset(task, foreign, size=16, progress=False)
-    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert (foreign / "notes.txt").read_text(encoding="utf-8") == "keep me"
 
 
 def test_inplane_none_needs_model_size(tmp_path):

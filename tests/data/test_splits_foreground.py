@@ -45,9 +45,9 @@ def test_splits_file_reused_and_checked(tmp_path):
     ids = [f"c{i}" for i in range(10)]
     _, created = load_or_create_splits(path, ids, seed=42)
     assert created and path.exists()
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     data["test"], data["train"] = data["train"][:1], data["train"][1:] + data["test"]  # a hand-edited split
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data), encoding="utf-8")
     again, created = load_or_create_splits(path, ids, seed=42)
     assert not created and again["test"] == data["test"]
     with pytest.raises(InputError, match="not in the task"):

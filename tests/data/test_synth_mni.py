@@ -16,7 +16,7 @@ def test_synth_heart_is_msd_and_deterministic(tmp_path):
     a = make_synthetic_task(tmp_path / "a", "heart", n_cases=2, size=24, n_slices=10, seed=5)
     b = make_synthetic_task(tmp_path / "b", "heart", n_cases=2, size=24, n_slices=10, seed=5)
     c = make_synthetic_task(tmp_path / "c", "heart", n_cases=2, size=24, n_slices=10, seed=6)
-    meta = json.loads((a / "dataset.json").read_text())
+    meta = json.loads((a / "dataset.json").read_text(encoding="utf-8"))
     assert meta["modality"] == {"0": "MRI"} and meta["numTraining"] == 2 and meta["labels"]["1"]
     img = nib.load(a / meta["training"][0]["image"][2:])
     assert img.shape == (24, 24, 10)
@@ -40,7 +40,7 @@ def test_synth_lung_hu_and_spacings(tmp_path):
     lab = np.asarray(nib.load(t / "labelsTr" / "lung_001.nii.gz").dataobj)
     assert img.min() <= -950 and (np.abs(img - (-800)) < 150).mean() > 0.05  # air and lung parenchyma
     assert lab.any() and abs(float(np.median(img[lab > 0])) - 40) < 30  # tumours ≈ +40 HU
-    assert json.loads((t / "dataset.json").read_text())["modality"] == {"0": "CT"}
+    assert json.loads((t / "dataset.json").read_text(encoding="utf-8"))["modality"] == {"0": "CT"}
     with pytest.raises(ConfigError, match="already"):
         make_synthetic_task(t, "lung")
     with pytest.raises(ConfigError, match="task"):
@@ -59,7 +59,7 @@ def test_mni_task(tmp_path):
     t1_path, _ = template_paths()
     assert t1_path.exists()
     out = build_mni_task(tmp_path / "mni", n_slabs=4, guard=2, thickness=6)
-    meta = json.loads((out / "dataset.json").read_text())
+    meta = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert meta["modality"] == {"0": "MRI"} and meta["numTraining"] == 4 and "152" in DESCRIPTION
     slabs = [s["axial_slices"] for s in meta["slabs"]]
     assert all(b - a == 6 for a, b in slabs) and all(slabs[i + 1][0] - slabs[i][1] == 2 for i in range(3))

@@ -34,7 +34,7 @@ def trained(tmp_path_factory, _one_thread):
 
 
 def _rows(path):
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -42,7 +42,7 @@ def test_outputs_written_with_linear_baseline(trained):
     cache, _, out, summary = trained
     for name in ("per_triplet.csv", "summary.json", "summary.md"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "summary.json").read_text())["n_triplets"] == summary["n_triplets"]
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["n_triplets"] == summary["n_triplets"]
     rows = _rows(out / "per_triplet.csv")
     assert len(rows) == summary["n_triplets"] > 0
     for col in ("case_id", "index", "gap_mm", "resampled", "fg_middle", "psnr", "ssim", "edge_ssim",
@@ -61,7 +61,7 @@ def test_outputs_written_with_linear_baseline(trained):
     mean_lin = np.mean([float(r["linear_psnr"]) for r in rows])
     assert summary["interp"]["linear"]["psnr"] == pytest.approx(mean_lin)
     assert summary["interp"]["model"]["lpips"] == "unavailable"
-    assert "linear (X1+X3)/2" in (out / "summary.md").read_text()
+    assert "linear (X1+X3)/2" in (out / "summary.md").read_text(encoding="utf-8")
 
 
 def test_foreground_empty_and_target_subsets(trained):
@@ -125,7 +125,7 @@ def test_cli_checkpoint_mode(trained, tmp_path, capsys):
     code = cli_main(["evaluate", "-m", str(ckpt), "--cache", str(cache), "-o", str(tmp_path / "o"),
                      "--max-triplets", "2", "--no-figures"])
     assert code == 0
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
     assert summary["n_triplets"] == 2
     assert "## Interpolation" in capsys.readouterr().out
 
@@ -193,7 +193,7 @@ def test_whole_volumes_through_predict_volume(trained, tmp_path):
                 and by_index[int(r["index"])]["k2"] <= (n_inputs - 1) * 2 * info["step"]]
         assert m["linear_psnr_synth"] == pytest.approx(np.mean(mids), rel=1e-5)
     assert (tmp_path / "v" / "per_volume.csv").is_file()
-    assert "## Whole volumes" in (tmp_path / "v" / "summary.md").read_text()
+    assert "## Whole volumes" in (tmp_path / "v" / "summary.md").read_text(encoding="utf-8")
 
 
 def test_leaky_triplet_normalisation_is_labelled(trained, tmp_path):
@@ -204,7 +204,7 @@ def test_leaky_triplet_normalisation_is_labelled(trained, tmp_path):
     prepare_dataset(cache.parent / "task", leaky, size=SIZE, norm="triplet", progress=False, verbose=False)
     summary = evaluate_checkpoint(ckpt, leaky, out_dir=tmp_path / "o", figures=False, max_triplets=2)
     assert "leaks the target" in summary["normalization_warning"]
-    assert "warning" in (tmp_path / "o" / "summary.md").read_text()
+    assert "warning" in (tmp_path / "o" / "summary.md").read_text(encoding="utf-8")
     assert trained[3]["normalization_warning"] is None
 
 
@@ -241,7 +241,7 @@ def test_resampled_targets_reported_separately(trained, tmp_path):
     assert summary["targets"] == {"acquired": 0, "resampled": 4}
     assert summary["subsets"]["resampled"]["n_triplets"] == 4
     assert summary["subsets"]["acquired"]["n_triplets"] == 0
-    assert "4 resampled" in (tmp_path / "o" / "summary.md").read_text()
+    assert "4 resampled" in (tmp_path / "o" / "summary.md").read_text(encoding="utf-8")
 
 
 def test_volume_accumulator_streams_and_matches_naive_reassembly():

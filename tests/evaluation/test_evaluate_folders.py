@@ -44,7 +44,7 @@ def folders(tmp_path):
 
 def test_dice_iou_hd95_against_hand_computed(folders):
     summary = evaluate_folders(folders / "pred", folders / "gt", folders / "out")
-    with open(folders / "out" / "per_case.csv", newline="") as f:
+    with open(folders / "out" / "per_case.csv", newline="", encoding="utf-8") as f:
         rows = {r["case_id"]: r for r in csv.DictReader(f)}
     # case_a: 10x10x8 cube shifted by 2 along x → overlap 8x10x8.
     n, inter = 10 * 10 * 8, 8 * 10 * 8
@@ -56,7 +56,7 @@ def test_dice_iou_hd95_against_hand_computed(folders):
     assert summary["n_cases"] == 2 and summary["labels"] == [1]
     assert summary["per_label"]["1"]["dice"] == pytest.approx(
         np.mean([float(rows[c]["dice"]) for c in rows]))
-    written = json.loads((folders / "out" / "summary.json").read_text())
+    written = json.loads((folders / "out" / "summary.json").read_text(encoding="utf-8"))
     assert written["mean"]["dice"] == summary["mean"]["dice"]
 
 
@@ -65,7 +65,7 @@ def test_surface_dice_tolerance(folders):
     loose = evaluate_folders(folders / "pred", folders / "gt", folders / "o2", tolerance_mm=3.0)
     assert tight["surface_tolerance_mm"] == 1.0
     # A 3 mm shift: every surface point lies within 3 mm of the other surface.
-    with open(folders / "o2" / "per_case.csv", newline="") as f:
+    with open(folders / "o2" / "per_case.csv", newline="", encoding="utf-8") as f:
         rows = {r["case_id"]: r for r in csv.DictReader(f)}
     assert float(rows["case_a"]["surface_dice"]) == pytest.approx(1.0)
     assert tight["per_label"]["1"]["surface_dice"] < loose["per_label"]["1"]["surface_dice"]
@@ -78,7 +78,7 @@ def test_empty_conventions(tmp_path):
     _save(tmp_path / "gt" / "m.nii.gz", _cube((10, 10, 6), (2, 2, 1), (3, 3, 3)))
     _save(tmp_path / "pred" / "m.nii.gz", empty)
     summary = evaluate_folders(tmp_path / "pred", tmp_path / "gt", tmp_path / "out")
-    with open(tmp_path / "out" / "per_case.csv", newline="") as f:
+    with open(tmp_path / "out" / "per_case.csv", newline="", encoding="utf-8") as f:
         rows = {r["case_id"]: r for r in csv.DictReader(f)}
     assert float(rows["e"]["dice"]) == 1.0 and float(rows["e"]["hd95_mm"]) == 0.0
     assert float(rows["m"]["dice"]) == 0.0 and math.isnan(float(rows["m"]["hd95_mm"]))

@@ -20,7 +20,7 @@ def _png_shape(path):
 def _write_log(path, n=6, weights=True, val=True):
     cols = ["epoch", "train_loss", "train_L_interp", "train_L_seg", "val_loss", "val_psnr", "w_interp",
             "w_seg"]
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for e in range(1, n + 1):
@@ -97,7 +97,7 @@ def test_log_figures(tmp_path):
 
 def test_steps_log_uses_step_axis(tmp_path):
     path = tmp_path / "steps.csv"
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["step", "epoch", "loss", "L_interp", "L_seg", "w_interp", "w_seg"])
         for s in range(1, 7):

@@ -42,20 +42,20 @@ def experiment(tmp_path_factory, _one_thread):
 def test_tables_and_runs(experiment):
     _, _, out, result = experiment
     assert sorted(result.trained) == ["fixed_1_1/seed0", "fixed_1_1/seed1", "kendall/seed0", "kendall/seed1"]
-    md = (out / "results.md").read_text()
+    md = (out / "results.md").read_text(encoding="utf-8")
     assert "| fixed 1:1 | `tasc_swinmt` |" in md and "| kendall (reference) |" in md
     assert " ± " in md and "Welch's t-test against **kendall**" in md
     assert "| linear (X1+X3)/2 |" in md and "3-D Dice (triplets)" in md
-    rows = {r["configuration"]: r for r in csv.DictReader((out / "results.csv").open())}
+    rows = {r["configuration"]: r for r in csv.DictReader((out / "results.csv").open(encoding="utf-8"))}
     assert set(rows) == {"fixed 1:1", "kendall"}
     assert rows["kendall"]["reference"] == "1" and rows["fixed 1:1"]["psnr_n"] == "2"
-    per_run = list(csv.DictReader((out / "per_run.csv").open()))
+    per_run = list(csv.DictReader((out / "per_run.csv").open(encoding="utf-8")))
     assert len(per_run) == 4 and all(r["linear_psnr"] and r["val_loss"] for r in per_run)
     for label in ("fixed_1_1", "kendall"):
         for seed in (0, 1):
             run = out / "runs" / label / f"seed{seed}"
             assert (run / MARKER).is_file() and (run / "eval" / "summary.json").is_file()
-    cfg = json.loads((out / "runs" / "fixed_1_1" / "seed1" / "train" / "config.json").read_text())
+    cfg = json.loads((out / "runs" / "fixed_1_1" / "seed1" / "train" / "config.json").read_text(encoding="utf-8"))
     assert cfg["seed"] == 1 and cfg["balancer"] == "fixed" and cfg["size"] == "tiny"
 
 
@@ -89,7 +89,7 @@ def test_finished_runs_are_reused_and_mismatch_refused(experiment, capsys):
 def test_bad_inputs(tmp_path):
     with pytest.raises(ConfigError, match="not a prepared cache"):
         run_experiment("balancing", tmp_path, tmp_path / "o", seeds=(0, 1))
-    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "manifest.json").write_text("{}", encoding="utf-8")
     with pytest.raises(ConfigError, match="distinct"):
         run_experiment("balancing", tmp_path, tmp_path / "o", seeds=(0, 0))
     with pytest.raises(ConfigError, match="unknown models"):
@@ -104,7 +104,7 @@ def test_three_configurations_two_seeds(tmp_path):
     result = run_experiment(spec, cache, tmp_path / "out", seeds=(0, 1), size="tiny",
                             budget={"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 2},
                             train_options=RUNTIME, log=lambda m: None, eval_options={"volumes": True})
-    md = (tmp_path / "out" / "results.md").read_text()
+    md = (tmp_path / "out" / "results.md").read_text(encoding="utf-8")
     assert all(f"| {lab}" in md for lab in ("fixed 1:1", "kendall (reference)", "dwa"))
     assert len(result.trained) == 6
     assert "3-D Dice (volumes)" in md and "n/a" not in md.split("| dwa")[1].splitlines()[0]

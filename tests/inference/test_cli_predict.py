@@ -133,7 +133,7 @@ def _write(kind: str, folder) -> tuple[str, object]:
         return folder / "nope.nii.gz"
     if kind == "not_nifti":
         p = folder / "notes.txt"
-        p.write_text("hello")
+        p.write_text("hello", encoding="utf-8")
         return p
     if kind == "corrupt":
         p = folder / "corrupt.nii.gz"
@@ -155,7 +155,7 @@ def _write(kind: str, folder) -> tuple[str, object]:
     if kind == "empty_dicom_folder":
         p = folder / "emptyseries"
         p.mkdir()
-        (p / "readme.txt").write_text("no dicom here")
+        (p / "readme.txt").write_text("no dicom here", encoding="utf-8")
         return p
     raise AssertionError(kind)
 

@@ -66,13 +66,13 @@ def test_checkpoint_errors(tmp_path):
         Predictor.from_checkpoint(tmp_path / "missing")
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "model.json").write_text("{not json")
+    (bad / "model.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(CheckpointError, match=r"model\.json"):
         Predictor.from_checkpoint(bad)
     folder = save_checkpoint(tiny_model(SIZE), tmp_path / "ok")
-    meta = json.loads((folder / "model.json").read_text())
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     meta["format_version"] = 99
-    (folder / "model.json").write_text(json.dumps(meta))
+    (folder / "model.json").write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(CheckpointError, match="version"):
         Predictor.from_checkpoint(folder)
     from tascmt.models import save_model

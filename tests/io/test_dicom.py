@@ -100,7 +100,7 @@ def test_several_series(tmp_path):
 
 def test_non_dicom_file_among_slices(tmp_path):
     folder = write_series(_itk_volume(), tmp_path / "series")
-    (folder / "notes.txt").write_text("not a slice")
+    (folder / "notes.txt").write_text("not a slice", encoding="utf-8")
     with pytest.raises(InputError, match=r"notes\.txt") as info:
         load_volume(folder)
     assert "series" in str(info.value)
@@ -111,7 +111,7 @@ def test_empty_and_missing_folder(tmp_path):
     with pytest.raises(InputError, match="empty"):
         load_volume(tmp_path / "empty")
     (tmp_path / "junk").mkdir()
-    (tmp_path / "junk" / "a.txt").write_text("hello")
+    (tmp_path / "junk" / "a.txt").write_text("hello", encoding="utf-8")
     with pytest.raises(InputError, match="no DICOM series"):
         load_volume(tmp_path / "junk")
 
@@ -122,3 +122,14 @@ def test_missing_slice(tmp_path):
     with pytest.raises(InputError, match="evenly spaced") as info:
         load_volume(folder)
     assert "gap" in str(info.value)
+
+
+def test_reading_a_series_keeps_the_process_locale(tmp_path):
+    """GDCM switches the C locale to "C"; after a read Python must still default to the caller's encoding."""
+    import locale
+
+    folder = write_series(_itk_volume(None), tmp_path / "series")
+    locale.setlocale(locale.LC_ALL, "C.UTF-8")
+    before = locale.getpreferredencoding(False)
+    load_volume(folder)
+    assert locale.getpreferredencoding(False) == before

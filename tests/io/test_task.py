@@ -33,7 +33,7 @@ def make_msd(root, n=3, modality=None, labels=None, extra=None, test=2):
         "test": tests,
     }
     meta.update(extra or {})
-    (root / "dataset.json").write_text(json.dumps(meta))
+    (root / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
     return root
 
 
@@ -61,16 +61,16 @@ def test_msd_reads(tmp_path):
 
 def test_msd_invalid_json(tmp_path):
     root = make_msd(tmp_path / "T")
-    (root / "dataset.json").write_text("{not json")
+    (root / "dataset.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(InputError, match="invalid JSON"):
         read_task(root)
 
 
 def test_msd_missing_key(tmp_path):
     root = make_msd(tmp_path / "T")
-    meta = json.loads((root / "dataset.json").read_text())
+    meta = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     del meta["labels"]
-    (root / "dataset.json").write_text(json.dumps(meta))
+    (root / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(InputError, match="labels"):
         read_task(root)
 
@@ -111,7 +111,7 @@ def test_folder_subfolders(tmp_path):
         write_nii(root / "images" / f"{cid}_0000.nii.gz", image_data(), ras_affine())
         write_nii(root / "labels" / f"{cid}.nii.gz", label_data(), ras_affine())
     (root / "images" / "._a_0000.nii.gz").write_bytes(b"junk")
-    (root / "images" / "README.txt").write_text("ignored")
+    (root / "images" / "README.txt").write_text("ignored", encoding="utf-8")
     task = read_task(root, modality="CT")
     assert [c.case_id for c in task.cases] == ["a", "b"]
     assert task.cases[0].label.name == "a.nii.gz"
@@ -179,7 +179,7 @@ def test_nnunet_v2_folder(tmp_path):
     write_nii(root / "imagesTs" / "lung_009_0000.nii.gz", image_data(), ras_affine())
     meta = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "tumour": 1}, "numTraining": 2,
             "file_ending": ".nii.gz"}
-    (root / "dataset.json").write_text(json.dumps(meta))
+    (root / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
     task = read_task(root)
     assert [c.case_id for c in task.cases] == ["lung_001", "lung_002"]
     assert task.cases[0].image.name == "lung_001_0000.nii.gz"
@@ -187,6 +187,6 @@ def test_nnunet_v2_folder(tmp_path):
     assert task.labels == {0: "background", 1: "tumour"} and task.primary_modality == "CT"
     assert [c.case_id for c in task.test_cases] == ["lung_009"]
     meta["labels"]["whole"] = [1, 2]
-    (root / "dataset.json").write_text(json.dumps(meta))
+    (root / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(InputError, match="region-based"):
         read_task(root)

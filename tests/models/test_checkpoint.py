@@ -55,17 +55,17 @@ def test_pickle_and_garbage_are_rejected(saved, tmp_path):
 def test_bad_metadata_is_rejected(saved):
     _, _, _, out_dir = saved
     meta_path = out_dir / "model.json"
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
     for change, message in [
         ({"format": "something-else"}, "format marker"),
         ({"format_version": 99}, "format version 99 is not supported"),
         ({"model": "no_such_model"}, "unknown model 'no_such_model'"),
         ({"config": {**meta["config"], "bogus": 1}}, r"unknown model config key\(s\) \['bogus'\]"),
     ]:
-        meta_path.write_text(json.dumps({**meta, **change}))
+        meta_path.write_text(json.dumps({**meta, **change}), encoding="utf-8")
         with pytest.raises(CheckpointError, match=message):
             load_model(out_dir)
-    meta_path.write_text("{not json")
+    meta_path.write_text("{not json", encoding="utf-8")
     with pytest.raises(CheckpointError, match="invalid JSON"):
         load_model(out_dir)
 

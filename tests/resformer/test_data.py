@@ -95,19 +95,19 @@ def test_image_without_mask(isic_task, tmp_path):
 
 def test_image_missing_from_csv(isic_task, tmp_path):
     root = copy_task(isic_task, tmp_path)
-    lines = (root / "labels.csv").read_text().splitlines()
-    (root / "labels.csv").write_text("\n".join(lines[:-1]) + "\n")
+    lines = (root / "labels.csv").read_text(encoding="utf-8").splitlines()
+    (root / "labels.csv").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match="no row in the labels CSV"):
         FolderDataset(root, "train", **ISIC)
 
 
 def test_bad_csv_values_and_class_count(isic_task, tmp_path):
     root = copy_task(isic_task, tmp_path)
-    text = (root / "labels.csv").read_text()
-    (root / "labels.csv").write_text(text.replace("case_0000,1,0", "case_0000,2,0"))
+    text = (root / "labels.csv").read_text(encoding="utf-8")
+    (root / "labels.csv").write_text(text.replace("case_0000,1,0", "case_0000,2,0"), encoding="utf-8")
     with pytest.raises(InputError, match="labels must be 0 or 1"):
         FolderDataset(root, "train", **ISIC)
-    (root / "labels.csv").write_text(text)
+    (root / "labels.csv").write_text(text, encoding="utf-8")
     with pytest.raises(InputError, match="cls_classes=3"):
         FolderDataset(root, "train", **{**ISIC, "cls_classes": 3})
 

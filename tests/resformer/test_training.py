@@ -59,7 +59,7 @@ def test_train_resume_and_evaluate_isic(isic_task, tmp_path):
     done = resume(tmp_path / "run", trainer_cls=ResFormerTrainer, max_steps=4)
     assert done.stop_reason == "epochs" and [h["epoch"] for h in done.history] == [1, 2]
     assert done.history[1]["lr"] == pytest.approx(1e-3 * 0.5**0.9)  # poly decay after one epoch of two
-    meta = json.loads((done.best_checkpoint / "model.json").read_text())
+    meta = json.loads((done.best_checkpoint / "model.json").read_text(encoding="utf-8"))
     assert meta["extra"]["resformer"]["class_names"] == ["melanoma", "seborrheic_keratosis"]
     assert is_resformer_checkpoint(done.best_checkpoint)
     summary = evaluate_resformer(done.best_checkpoint, isic_task, tmp_path / "eval", split="test")

@@ -44,9 +44,9 @@ def test_loss_decreases_and_run_folder_is_complete(tmp_path):
                  "last/model.safetensors", "last/train_state.json", "last/train_state.safetensors"):
         assert (run / name).is_file(), name
     assert any((run / "tensorboard").iterdir())
-    assert json.loads((run / "config.json").read_text())["lr"] == 1e-2
+    assert json.loads((run / "config.json").read_text(encoding="utf-8"))["lr"] == 1e-2
     assert result.stop_reason == "epochs" and result.best_checkpoint == run / "best"
-    best_epoch = json.loads((run / "best" / "metrics.json").read_text())["best_epoch"]
+    best_epoch = json.loads((run / "best" / "metrics.json").read_text(encoding="utf-8"))["best_epoch"]
     val = [float(r["val_loss"]) for r in epochs]
     assert best_epoch == 1 + val.index(min(val))
 
@@ -84,7 +84,7 @@ def test_nonfinite_steps_are_skipped_then_the_run_stops_naming_the_terms(tmp_pat
     train(cfg, trainer_cls=StandinTrainer)
     steps = read_csv(tmp_path / "a" / "steps.csv")
     assert [int(r["skipped"]) for r in steps] == [0, 1, 1, 0, 0, 0]
-    assert json.loads((tmp_path / "a" / "last" / "train_state.json").read_text())["state"]["loop"][
+    assert json.loads((tmp_path / "a" / "last" / "train_state.json").read_text(encoding="utf-8"))["state"]["loop"][
         "skipped_total"] == 2
 
     cfg = standin_config(tmp_path / "b", epochs=2, max_nonfinite=3, model_overrides={"nan_from": 2})

@@ -61,7 +61,7 @@ def test_resume_from_step_k_in_a_fresh_process_matches_the_uninterrupted_run(tmp
     cfg = ref_cfg.replace(out_dir=str(tmp_path / "cut"), max_steps=7)
     result = train(cfg, trainer_cls=StandinTrainer)
     assert result.stop_reason == "max_steps" and result.global_step == 7
-    state = json.loads((tmp_path / "cut" / "last" / "train_state.json").read_text())["state"]["loop"]
+    state = json.loads((tmp_path / "cut" / "last" / "train_state.json").read_text(encoding="utf-8"))["state"]["loop"]
     assert (state["epoch"], state["step_in_epoch"]) == (1, 2)
     _subprocess("resume", cfg, tmp_path)
     _assert_same_run(tmp_path / "ref", tmp_path / "cut")
@@ -81,7 +81,7 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(tmp_path):
         while step < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
             try:
-                step = json.loads(state_file.read_text())["state"]["loop"]["global_step"]
+                step = json.loads(state_file.read_text(encoding="utf-8"))["state"]["loop"]["global_step"]
             except (OSError, ValueError, KeyError):
                 continue
         assert proc.poll() is None, "training finished before it could be killed"

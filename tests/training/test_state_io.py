@@ -46,8 +46,8 @@ def test_rng_states_restore_every_generator(tmp_path):
 def test_mismatched_state_pair_is_detected(tmp_path):
     save_state(tmp_path / "a", {"x": torch.ones(2)})
     save_state(tmp_path / "b", {"x": torch.zeros(2)})
-    (tmp_path / "a" / "train_state.json").write_text((tmp_path / "b" / "train_state.json").read_text())
-    (tmp_path / "b" / "train_state.json").write_text(json.dumps({"format": "other"}))
+    (tmp_path / "a" / "train_state.json").write_text((tmp_path / "b" / "train_state.json").read_text(encoding="utf-8"))
+    (tmp_path / "b" / "train_state.json").write_text(json.dumps({"format": "other"}), encoding="utf-8")
     with pytest.raises(CheckpointError, match="save_id"):
         load_state(tmp_path / "a")
     with pytest.raises(CheckpointError, match="not a tascmt training state"):
@@ -57,12 +57,12 @@ def test_mismatched_state_pair_is_detected(tmp_path):
 def test_checkpoint_folder_is_swapped_whole(tmp_path):
     dest = tmp_path / "last"
     (tmp_path / ".last.tmp-99999").mkdir()  # debris of a process killed while writing
-    write_checkpoint_dir(dest, lambda d: (d / "f.txt").write_text("one"))
+    write_checkpoint_dir(dest, lambda d: (d / "f.txt").write_text("one", encoding="utf-8"))
     with pytest.raises(RuntimeError):
-        write_checkpoint_dir(dest, lambda d: ((d / "f.txt").write_text("half"), _fail()))
-    assert (dest / "f.txt").read_text() == "one" and sorted(p.name for p in tmp_path.iterdir()) == ["last"]
-    write_checkpoint_dir(dest, lambda d: (d / "f.txt").write_text("two"))
-    assert (dest / "f.txt").read_text() == "two"
+        write_checkpoint_dir(dest, lambda d: ((d / "f.txt").write_text("half", encoding="utf-8"), _fail()))
+    assert (dest / "f.txt").read_text(encoding="utf-8") == "one" and sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+    write_checkpoint_dir(dest, lambda d: (d / "f.txt").write_text("two", encoding="utf-8"))
+    assert (dest / "f.txt").read_text(encoding="utf-8") == "two"
     # a kill between the two renames leaves only the previous folder: it is still found
     dest.rename(tmp_path / ".last.old")
     assert find_checkpoint_dir(dest) == tmp_path / ".last.old"

@@ -8,8 +8,13 @@ every other part of tascmt uses.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import locale
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import SimpleITK as sitk
@@ -32,6 +37,29 @@ class DicomSeries:
     meta: dict = field(default_factory=dict)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def _locale_kept() -> Iterator[None]:
+    """GDCM (inside SimpleITK) switches the process locale to "C", after which Python's default text
+    encoding becomes ASCII for the rest of the process; put the caller's locale back."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _keeps_locale(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _locale_kept():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _candidate_files(folder: Path) -> list[Path]:
     return sorted(
         p for p in folder.iterdir()
@@ -39,6 +67,7 @@ def _candidate_files(folder: Path) -> list[Path]:
     )
 
 
+@_keeps_locale
 def series_files(folder: str | Path) -> tuple[str, list[str]]:
     """Check ``folder`` holds exactly one DICOM series and nothing else; return (series UID, sorted files)."""
     folder = Path(folder)
@@ -91,6 +120,7 @@ def _check_slice_positions(reader: sitk.ImageSeriesReader, normal: np.ndarray, f
         )
 
 
+@_keeps_locale
 def read_dicom_series(folder: str | Path, max_voxels: int = MAX_VOXELS) -> DicomSeries:
     """Read the one DICOM series in ``folder``.
 
