@@ -27,7 +27,7 @@ def _rss_mib() -> float:
     """Peak resident memory of this process in MiB: VmHWM on Linux (reset by exec, unlike ru_maxrss, which
     a spawned child inherits from its parent), else ``ru_maxrss``."""
     with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
