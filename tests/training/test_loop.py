@@ -146,3 +146,13 @@ def test_every_balancer_plugs_into_the_loop(tmp_path, name, kwargs):
     if name in ("gradnorm", "paper"):  # learnable weights: their own optimiser group, restored on resume
         state = load_state(tmp_path / "run" / "last")
         assert len(state["optimizer"]["param_groups"]) == 2 and state["balancer"]
+
+
+def test_early_stopping_stops_and_resuming_a_stopped_run_trains_no_more(tmp_path):
+    """With patience 1 the run stops after the first validation round without improvement; resuming it
+    must not train another epoch (it used to, overwriting last/)."""
+    cfg = standin_config(tmp_path / "es", epochs=30, patience=1, lr=1e-12, min_lr=1e-12)
+    result = train(cfg, trainer_cls=StandinTrainer)
+    assert result.stop_reason == "early_stopping" and len(result.history) < 30
+    again = train(cfg, resume=True, trainer_cls=StandinTrainer)
+    assert again.stop_reason == "early_stopping" and again.global_step == result.global_step

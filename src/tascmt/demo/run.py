@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tascmt.demo.band import IntensityBand, fit_intensity_band
+from tascmt.errors import TascmtError
 from tascmt.utils.atomic import write_json_atomic, write_text_atomic
 from tascmt.utils.provenance import write_run_info
 
@@ -79,7 +80,6 @@ def run_demo(config: DemoConfig | None = None) -> Path:
     timings["prepare_s"] = time.perf_counter() - t0
 
     _log(f"3/5 train: {cfg.model} ({cfg.model_size}) for at most {cfg.minutes:g} min on the CPU")
-    t0 = time.perf_counter()
     train_cfg = TrainConfig(
         cache_dir=str(cache), out_dir=str(out / "run"), model=cfg.model, size=cfg.model_size,
         model_overrides=dict(cfg.model_overrides), epochs=cfg.epochs, batch_size=cfg.batch_size,
@@ -128,9 +128,13 @@ def _train_or_reuse(train_cfg: Any, train: Any) -> _TrainOutcome:
     """
     import shutil
 
+    from tascmt.training.config import RUNTIME_FIELDS
+
     run_dir = Path(train_cfg.out_dir)
     marker = run_dir / "demo_done.json"
-    wanted = train_cfg.to_dict() if hasattr(train_cfg, "to_dict") else asdict(train_cfg)
+    # Settings that change the result decide reuse (the time budget does; progress bars, workers don't).
+    ignored = RUNTIME_FIELDS - {"max_minutes"}
+    wanted = {k: v for k, v in train_cfg.to_dict().items() if k not in ignored}
     if marker.exists():
         done = json.loads(marker.read_text(encoding="utf-8"))
         if done.get("config") == wanted and Path(done["best_checkpoint"]).exists():
@@ -143,7 +147,7 @@ def _train_or_reuse(train_cfg: Any, train: Any) -> _TrainOutcome:
     t0 = time.perf_counter()
     result = train(train_cfg)
     if result.best_checkpoint is None:
-        raise RuntimeError(f"training produced no checkpoint (stop reason: {result.stop_reason})")
+        raise TascmtError(f"training produced no checkpoint (stop reason: {result.stop_reason})")
     outcome = _TrainOutcome(Path(result.run_dir), Path(result.best_checkpoint), result.stop_reason,
                             result.global_step, time.perf_counter() - t0)
     write_json_atomic(marker, {"config": wanted, "best_checkpoint": str(outcome.best_checkpoint),

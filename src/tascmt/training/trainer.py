@@ -321,6 +321,8 @@ class Trainer:
     def _loop(self) -> str:
         cfg, st = self.config, self.state
         self._start_time = time.monotonic()
+        if cfg.patience > 0 and st.bad_rounds >= cfg.patience:  # resumed a run that had stopped early
+            return "early_stopping"
         while st.epoch < cfg.epochs:
             reason = self._train_epoch()
             if reason is not None:
