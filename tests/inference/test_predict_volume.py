@@ -133,6 +133,11 @@ def test_slice_axis_follows_spacing_and_override():
     np.testing.assert_array_equal(res.image[::2], vol)
     res = predict_volume(vol, (3.0, 0.8, 0.8), stand_in_predictor(), slice_axis=2, progress=False)
     assert res.image.shape == (18, 24, 39) and res.spacing == (3.0, 0.8, 0.4)
+    # A checkpoint whose data was prepared with an explicit slice axis brings it along.
+    predictor = stand_in_predictor()
+    predictor.slice_axis = 2
+    res = predict_volume(vol, (3.0, 0.8, 0.8), predictor, progress=False)
+    assert res.slice_axis == 2 and res.image.shape == (18, 24, 39)
 
 
 def test_gap_mismatch_warns_once_naming_both_spacings(thin_and_thick):

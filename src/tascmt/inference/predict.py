@@ -95,7 +95,9 @@ def predict_volume(
             ``load_model``, or a bare model (then ``meta`` defaults apply and it must carry an in-plane size).
         factor: power of two ≥ 2 (default 2); ``target_spacing`` (mm) instead picks the smallest power of
             two f ≥ 2 with slice spacing / f ≤ target.
-        slice_axis: the axis to up-sample; default: the axis with the largest spacing (ties: the last).
+        slice_axis: the canonical axis to up-sample; default: the axis the checkpoint's training data was
+            prepared with when that was set explicitly, else the spacing rule of
+            :func:`tascmt.io.verify.through_plane_axis` (the odd one out of the spacings, else the largest).
         batch_size: slice pairs per model call (bounds memory).
         device: "cpu" or "cuda".
         return_probabilities: also return float32 foreground probabilities.
@@ -119,7 +121,7 @@ def predict_volume(
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     predictor = as_predictor(model_or_checkpoint, device=device)
 
-    axis = _slice_axis(spacing, slice_axis)
+    axis = _slice_axis(spacing, slice_axis if slice_axis is not None else predictor.slice_axis)
     stack = np.moveaxis(image, axis, 0)  # (n, X, Y) view
     n = stack.shape[0]
     if n < 2:

@@ -57,6 +57,8 @@ class Predictor:
         source: where the model came from (for messages).
         device: torch device the model runs on.
         modality: modality the checkpoint was trained on ("CT", "MRI"), if recorded.
+        slice_axis: the canonical slice axis the training data was prepared with when it was set explicitly
+            (``tascmt prepare --slice-axis``); None when the spacing rule chose it.
     """
 
     model: Any
@@ -68,6 +70,7 @@ class Predictor:
     source: str = "<model>"
     device: str = "cpu"
     modality: str | None = None
+    slice_axis: int | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -120,6 +123,7 @@ class Predictor:
             source=source,
             device=device,
             modality=extra.get("modality"),
+            slice_axis=extra.get("slice_axis"),
         )
 
     def __post_init__(self) -> None:
