@@ -114,3 +114,17 @@ def test_tcs_rejects_wrong_shape():
         tcs(np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="shape"):
         seg_metrics(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def test_evaluation_rows_use_the_same_frame_metrics():
+    """The per-triplet rows of `tascmt evaluate` agree with `seg_metrics_frames` (the tested reference)."""
+    from tascmt.evaluation.metrics import seg_metrics_frames
+    from tascmt.evaluation.triplet_metrics import seg_row
+
+    rng = np.random.default_rng(5)
+    prob = rng.uniform(size=(3, 24, 24))
+    gt = (rng.uniform(size=(3, 24, 24)) > 0.6).astype(np.uint8)
+    gt[0] = 0  # one empty frame exercises the conventions
+    row, ref = seg_row(prob, gt), seg_metrics_frames(prob, gt)
+    for k in ("dice", "iou", "precision", "recall", "dice_y2", "recall_y2"):
+        assert row[k] == pytest.approx(ref[k]), k

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from tascmt.evaluation.metrics import metrics_from_counts
+
 FRAMES = ("y1", "y2", "y3")
 SEG_KEYS = ("dice", "iou", "precision", "recall")
 INTERP_KEYS = ("psnr", "ssim", "edge_ssim", "lpips")
@@ -54,12 +56,13 @@ def global_dice(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
         tot += c
         out[f.upper()] = _dice_from_counts(*c)
     out["all"] = _dice_from_counts(*tot)
+
     return out
 
 
 def _dice_from_counts(tp: float, fp: float, fn: float) -> float:
-    den = 2 * tp + fp + fn
-    return 1.0 if den == 0 else float(2 * tp / den)
+    """Dice of pooled counts with the project's empty-mask convention (both empty: 1)."""
+    return float(metrics_from_counts({"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": 0})["dice"])
 
 
 def subset_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
