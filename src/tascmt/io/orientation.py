@@ -96,13 +96,6 @@ def positive_copy(view: np.ndarray) -> np.ndarray:
     return np.array(view, order="K")
 
 
-def to_canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reorient (I, J, K) ``array`` to canonical RAS+; returns (array (X, Y, Z), canonical affine, ornt)."""
-    ornt = canonical_ornt(affine)
-    out, new_affine = reorient(array, affine, ornt)
-    return out, new_affine, ornt
-
-
 def upsampled_affine(affine: np.ndarray, axis: int, factor: float) -> np.ndarray:
     """Affine of a volume whose slice spacing along array ``axis`` is divided by ``factor``.
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -110,5 +109,3 @@ def pad_to_multiple(x: torch.Tensor, mh: int, mw: int) -> torch.Tensor:
     return x
 
 
-def ceil_to(n: int, m: int) -> int:
-    return int(math.ceil(n / m) * m)
