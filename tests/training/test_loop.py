@@ -156,3 +156,12 @@ def test_early_stopping_stops_and_resuming_a_stopped_run_trains_no_more(tmp_path
     assert result.stop_reason == "early_stopping" and len(result.history) < 30
     again = train(cfg, resume=True, trainer_cls=StandinTrainer)
     assert again.stop_reason == "early_stopping" and again.global_step == result.global_step
+
+
+def test_resume_refuses_changed_training_settings(tmp_path):
+    cfg = standin_config(tmp_path / "r", epochs=2, max_steps=2)
+    train(cfg, trainer_cls=StandinTrainer)
+    with pytest.raises(ConfigError, match="lr"):
+        train(cfg.replace(lr=1e-2, max_steps=None), resume=True, trainer_cls=StandinTrainer)
+    resumed = train(cfg.replace(max_steps=None), resume=True, trainer_cls=StandinTrainer)  # runtime only
+    assert resumed.stop_reason == "epochs"

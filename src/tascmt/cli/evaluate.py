@@ -13,14 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tascmt.cli._args import int_list
 from tascmt.errors import ConfigError
-
-
-def _labels(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--labels must be comma-separated integers, got {text!r}") from err
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -55,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     f = p.add_argument_group("folder mode")
     f.add_argument("--pred-dir", metavar="P", help="folder of predicted label maps (NIfTI)")
     f.add_argument("--gt-dir", metavar="G", help="folder of ground-truth label maps with the same names")
-    f.add_argument("--labels", type=_labels, default=None, metavar="IDS",
+    f.add_argument("--labels", type=int_list, default=None, metavar="IDS",
                    help="label values to evaluate, e.g. 1,2 (default: every label in the ground truth)")
     f.add_argument("--tolerance-mm", type=float, default=1.0, help="surface Dice tolerance in mm (default 1)")
     return p

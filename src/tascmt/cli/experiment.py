@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from tascmt.cli._args import key_value
 from tascmt.experiments.presets import PRESETS
 
 
@@ -34,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps-per-epoch", type=int, default=None, help="shorten every epoch to N steps")
     p.add_argument("--batch-size", type=int, default=None, help="training batch size")
     p.add_argument("--lr", type=float, default=None, help="learning rate for every run (default 1e-4)")
-    p.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE", type=key_value,
                    help="model config value for every run (repeatable; JSON values, e.g. "
                    "interp_output=residual); a configuration's own model_overrides replace these")
     p.add_argument("--split", choices=("val", "test"), default="test", help="evaluated split (default test)")
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("batch_size", args.batch_size), ("num_workers", args.num_workers),
                                  ("lr", args.lr)) if v is not None}
     if args.model_override:
-        options["model_overrides"] = dict(_key_value(item) for item in args.model_override)
+        options["model_overrides"] = dict(args.model_override)
     result = run_experiment(args.preset, args.cache, args.out, seeds=args.seeds, budget=budget,
                             size=args.size, train_options=options, split=args.split, device=args.device,
                             figures=not args.no_figures,
@@ -65,17 +66,3 @@ def run(args: argparse.Namespace) -> int:
                                           "volumes": args.volumes})
     print(result.tables["markdown"].read_text(encoding="utf-8"))
     return 0
-
-
-def _key_value(item: str) -> tuple[str, object]:
-    import json
-
-    from tascmt.errors import ConfigError
-
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"--model-override expects KEY=VALUE, got {item!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value

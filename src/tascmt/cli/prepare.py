@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tascmt.cli._args import int_list
 from tascmt.data.foreground import FG_POLICIES
-
-
-def _labels(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--labels must be comma-separated integers, got {text!r}") from err
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--inplane", choices=("pad_resize", "none"), default="pad_resize",
                    help="in-plane policy (default pad_resize)")
     p.add_argument("--split-seed", type=int, default=42, help="patient split seed (default 42)")
-    p.add_argument("--labels", type=_labels, default=None, metavar="IDS",
+    p.add_argument("--labels", type=int_list, default=None, metavar="IDS",
                    help="label values counted as foreground, e.g. 1,2 (default: every label > 0)")
     p.add_argument("--slice-axis", type=int, choices=(0, 1, 2), default=None,
                    help="force the slice axis (default: from the voxel spacing)")

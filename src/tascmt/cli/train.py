@@ -7,9 +7,9 @@ under ``torchrun --nproc_per_node N`` trains with DDP.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from tascmt.cli._args import key_value
 from tascmt.errors import ConfigError
 
 # (flag, TrainConfig field, type, help); every default is TrainConfig's (None here = "not given").
@@ -47,17 +47,6 @@ _FLAGS: tuple[tuple[str, str, bool, str], ...] = (
 )
 
 
-def _key_value(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE parsed as JSON when it is valid JSON (numbers, true, lists), else a string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.replace("-", "_"), value
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train",
@@ -73,9 +62,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument(flag, dest=field, type=typ, default=None, help=text)
     for flag, field, value, text in _FLAGS:
         p.add_argument(flag, dest=field, action="store_const", const=value, default=None, help=text)
-    p.add_argument("--override", dest="model_overrides", type=_key_value, action="append", default=None,
+    p.add_argument("--override", dest="model_overrides", type=key_value, action="append", default=None,
                    metavar="KEY=VALUE", help="model config override, e.g. --override img_size=128")
-    p.add_argument("--balancer-arg", dest="balancer_kwargs", type=_key_value, action="append", default=None,
+    p.add_argument("--balancer-arg", dest="balancer_kwargs", type=key_value, action="append", default=None,
                    metavar="KEY=VALUE", help="balancer option, e.g. --balancer-arg weights=[0.4,0.6]")
     return p
 

@@ -38,6 +38,7 @@ from typing import Any
 from tascmt.errors import ConfigError
 from tascmt.experiments.presets import ExperimentSpec, RunSpec, resolve_spec
 from tascmt.experiments.tables import csv_table, markdown_table, per_run_csv
+from tascmt.training.config import RUNTIME_FIELDS
 from tascmt.utils.atomic import write_json_atomic, write_text_atomic
 
 MARKER = "COMPLETED"
@@ -45,8 +46,10 @@ RESULT_FILE = "result.json"
 PART_MARKER = "TRAINED"
 PART_FILE = "trained.json"
 
-#: Training options that do not change what is trained (a finished run is reused despite them).
-_RUNTIME = {"max_minutes", "num_workers", "device", "progress", "tensorboard", "out_dir", "cache_dir"}
+#: Training options that do not change what is trained (a finished run is reused despite them): the
+#: trainer's runtime options except ``max_steps`` (a step budget does change the result), plus the cache
+#: location (a moved cache is the same data).
+_RUNTIME = (RUNTIME_FIELDS - {"max_steps"}) | {"cache_dir"}
 
 
 @dataclass

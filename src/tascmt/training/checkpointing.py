@@ -141,6 +141,7 @@ def restore(trainer: Trainer, last: Path) -> None:
     if folder is None:
         raise CheckpointError(f"{last}: no checkpoint to resume from")
     state = load_state(folder)
+    _check_same_settings(state.get("config"), trainer.config.to_dict(), folder)
     trainer.load_model_weights(folder)
     try:
         trainer.optimizer.load_state_dict(state["optimizer"])
@@ -155,6 +156,21 @@ def restore(trainer: Trainer, last: Path) -> None:
     fields = {f.name for f in dataclasses.fields(trainer.state)}
     trainer.state = type(trainer.state)(**{k: v for k, v in loop.items() if k in fields})
     restore_rank_rng(state["rng"], trainer.dist.rank)
+
+
+def _check_same_settings(saved: dict[str, Any] | None, current: dict[str, Any], folder: Path) -> None:
+    """Refuse to resume with settings that change the training maths (only runtime options may differ)."""
+    if saved is None:
+        return
+    from tascmt.training.config import RUNTIME_FIELDS
+
+    saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))  # tuples → lists
+    diff = sorted(k for k in set(saved) | set(current)
+                  if k not in RUNTIME_FIELDS and saved.get(k) != current.get(k))
+    if diff:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} → {current.get(k)!r}" for k in diff)
+        raise ConfigError(f"{folder}: cannot resume with changed training settings ({detail}); only "
+                          f"{sorted(RUNTIME_FIELDS)} may differ")
 
 
 def _finite_or_none(x: float) -> float | None:
