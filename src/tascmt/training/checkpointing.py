@@ -125,9 +125,11 @@ def save_on_stop(trainer: Trainer, reason: str) -> None:
     """A clean stop inside an epoch (time budget, max_steps): save ``last/``, and ``best/`` if none exists.
 
     The fallback ``best/`` is the current model, validated when there is a validation split; it does not
-    change the early-stopping state, so a resumed run continues exactly as an uninterrupted one.
+    change the early-stopping state, so a resumed run continues exactly as an uninterrupted one. At an epoch
+    boundary ``last/`` was just written by the epoch's end and is not written again.
     """
-    save_last(trainer)
+    if trainer.state.step_in_epoch > 0 or find_checkpoint_dir(trainer.run_dir / "last") is None:
+        save_last(trainer)
     if find_checkpoint_dir(trainer.run_dir / "best") is not None:
         return
     metrics = trainer.validate() if trainer.val_data is not None else {}
