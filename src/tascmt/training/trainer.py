@@ -479,9 +479,8 @@ class Trainer:
         assert self.val_data is not None
         self.model.eval()
         sampler = None
-        if self.dist.enabled:
-            sampler = ResumableSampler(self.val_data, self.dist.world_size, self.dist.rank, shuffle=False,
-                                       seed=0)
+        if self.dist.enabled:  # disjoint shards without padding: every sample counted exactly once
+            sampler = range(self.dist.rank, len(self.val_data), self.dist.world_size)
         loader = DataLoader(self.val_data, batch_size=self.config.batch_size, sampler=sampler, shuffle=False,
                             num_workers=self.num_workers, generator=torch.Generator().manual_seed(0))
         keys = [f"L_{k}" for k in self.tasks] + (["psnr"] if "interp" in self.tasks else []) \
