@@ -52,6 +52,7 @@ from tascmt.models.layers import (
     check_input_size,
     init_weights,
 )
+from tascmt.models.layers.helpers import public_outputs
 from tascmt.models.mstaf import MSTAF
 from tascmt.models.registry import register_model
 from tascmt.models.tala import TALA
@@ -229,13 +230,7 @@ class TascSwinMT(nn.Module):
 
         Does not change train/eval mode: call ``model.eval()`` first for inference.
         """
-        out = self.forward(x)
-        res = {}
-        if "interp" in out:
-            res["interp"] = out["interp"].clamp(0, 1)
-        if "seg_logits" in out:
-            res["seg"] = torch.sigmoid(out["seg_logits"])
-        return res
+        return public_outputs(self.forward(x))
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters of the last layer both tasks pass through (for GradNorm): the last CTCI's gate conv,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tascmt.models.layers import check_input_size
+from tascmt.models.layers.helpers import public_outputs
 
 Record = dict[str, torch.Tensor]
 
@@ -62,13 +63,7 @@ class BaselineModel(nn.Module):
 
         Does not change train/eval mode: call ``model.eval()`` first for inference.
         """
-        out = self.forward(x)
-        res = {}
-        if "interp" in out:
-            res["interp"] = out["interp"].clamp(0, 1)
-        if "seg_logits" in out:
-            res["seg"] = torch.sigmoid(out["seg_logits"])
-        return res
+        return public_outputs(self.forward(x))
 
 
 def interp_from_head(r: torch.Tensor, x: torch.Tensor, mode: str) -> torch.Tensor:

@@ -109,3 +109,12 @@ def pad_to_multiple(x: torch.Tensor, mh: int, mw: int) -> torch.Tensor:
     return x
 
 
+def public_outputs(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The public form of a model's outputs: ``{"interp": clamp(interp, 0, 1)}`` and/or
+    ``{"seg": sigmoid(seg_logits)}`` (probabilities), from the internal ``interp`` / ``seg_logits``."""
+    res = {}
+    if "interp" in out:
+        res["interp"] = out["interp"].clamp(0, 1)
+    if "seg_logits" in out:
+        res["seg"] = torch.sigmoid(out["seg_logits"])
+    return res
