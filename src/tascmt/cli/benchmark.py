@@ -39,10 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from tascmt.bench.efficiency import efficiency_tables
     from tascmt.bench.runner import markdown_table, run_benchmark, write_results
-    from tascmt.errors import ConfigError
+    from tascmt.utils.device import resolve_device
 
-    if not (args.device == "cpu" or args.device.startswith("cuda")):
-        raise ConfigError(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    args.device = resolve_device(args.device, option="--device")
     results = run_benchmark(
         args.model,
         size=args.size,

@@ -41,6 +41,7 @@ from tascmt.evaluation.summary import summarise, to_markdown
 from tascmt.evaluation.triplet_metrics import triplet_row
 from tascmt.evaluation.volumes import VolumeAccumulator
 from tascmt.utils.atomic import atomic_path, write_json_atomic, write_text_atomic
+from tascmt.utils.device import resolve_device
 
 N_FIGURE_SAMPLES = 3
 
@@ -72,18 +73,6 @@ class _Subject:
     model: Any = None  # nn.Module for the interpretability figure (None: none)
     info: dict[str, Any] = field(default_factory=dict)  # extra summary fields
     checkpoint: Any = None  # a checkpoint path that predict_volume can run (pair models only)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return device
 
 
 def _check_size(meta: dict[str, Any], cache_size: int | None, checkpoint, cache_dir) -> None:

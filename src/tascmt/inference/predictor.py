@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from tascmt.errors import CheckpointError, ConfigError, InputError
+from tascmt.utils.device import resolve_device
 
 #: Smallest in-plane size (voxels per axis) that prediction accepts.
 MIN_INPLANE = 16
@@ -136,7 +137,7 @@ class Predictor:
             raise CheckpointError(f"{self.source}: model {type(self.model).__name__} has no predict(x)")
         if not 1 <= int(self.label_id) <= 255:
             raise CheckpointError(f"{self.source}: label id {self.label_id} does not fit a uint8 mask")
-        self.device = _resolve_device(self.device)
+        self.device = resolve_device(self.device)
         if isinstance(self.model, torch.nn.Module):
             self.model.to(self.device).eval()
 
@@ -286,10 +287,3 @@ def _label_id(extra: dict) -> int:
     return 1
 
 
-def _resolve_device(device: str) -> str:
-    device = str(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
-        raise ConfigError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {device!r}")
-    return device

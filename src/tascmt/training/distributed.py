@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch import nn
 
 from tascmt.errors import ConfigError
+from tascmt.utils.device import resolve_device as resolve_device_name
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,9 @@ class DistInfo:
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
     """``"auto"`` → ``cuda:LOCAL_RANK`` when CUDA is available, else CPU; ``"cuda"`` without CUDA: error."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train option 'device' is {name!r} but CUDA is not available on this machine")
-        if name == "cuda":
-            return torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
+    name = resolve_device_name(name, option="train option 'device'")
+    if name == "cuda":  # one GPU per process under torchrun
+        return torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
     return torch.device(name)
 
 
