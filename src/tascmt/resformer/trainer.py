@@ -140,10 +140,7 @@ class ResFormerTrainer(Trainer):
     @torch.no_grad()
     def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """Loss sums over the batch; also adds the batch's predictions to ``self.meter``."""
-        x = self.model_input(batch)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
-            outputs = self.model(x)
-        losses = self.compute_losses(outputs, batch)
+        x, outputs, losses = self.forward_losses(batch)
         seg_pred, cls_pred = predictions(outputs, self._model_cfg().binary)
         self.meter.update(seg_pred, batch["y_seg"].numpy(), cls_pred, batch["y_cls"].numpy())
         b = x.shape[0]

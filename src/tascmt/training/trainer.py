@@ -177,11 +177,8 @@ class Trainer:
 
     def train_step(self, batch: dict[str, Any]) -> StepOutput:
         """Forward, balanced loss, backward, non-finite checks, clipping and the optimiser step."""
-        x = self.model_input(batch)  # (B, 2, H, W), or (B, 3, H, W) for triplet-input baselines
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
-            outputs = self.model(x)
-        losses = self.compute_losses(outputs, batch)
+        x, _, losses = self.forward_losses(batch)  # x: (B, 2, H, W), or (B, 3, H, W) for triplet baselines
         total = self.combine(losses)
         raw = {k: float(v.detach()) for k, v in losses.items()}
         finite = all(math.isfinite(v) for v in raw.values()) and math.isfinite(float(total.detach()))
@@ -218,13 +215,18 @@ class Trainer:
     def on_before_optimizer_step(self) -> None:
         """Called with the final gradients (averaged, unscaled, unclipped); no-op by default."""
 
-    @torch.no_grad()
-    def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        """Sums over the batch: unweighted task losses × batch size, PSNR and Dice, and the count ``n``."""
+    def forward_losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any],
+                                                              dict[str, torch.Tensor]]:
+        """The model's input, its outputs (autocast on CUDA) and the per-task losses of ``batch``."""
         x = self.model_input(batch)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
             outputs = self.model(x)
-        losses = self.compute_losses(outputs, batch)
+        return x, outputs, self.compute_losses(outputs, batch)
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """Sums over the batch: unweighted task losses × batch size, PSNR and Dice, and the count ``n``."""
+        x, outputs, losses = self.forward_losses(batch)
         b = x.shape[0]
         sums = {f"L_{k}": float(v) * b for k, v in losses.items()}
         if "interp" in self.tasks:
