@@ -71,10 +71,10 @@ def _measure(kind: str, size: int, n: int, batch_size: int, queue) -> None:
         model = create_model("tasc_swinmt", size="small")
         policy = InplanePolicy("pad_resize", model.config.img_size)  # 512² → 128² → 512²
         predictor = Predictor(model, make_normalizer("CT"), policy, gap_mm=1.25)
-        predict_volume(vol[..., :2], spacing, predictor, progress=False)  # warm-up (one pair)
+        predict_volume(vol[..., :2], spacing, model=predictor, progress=False)  # warm-up (one pair)
         base = _rss_mib()
         t0 = time.perf_counter()
-        res = predict_volume(vol, spacing, predictor, batch_size=batch_size, progress=False)
+        res = predict_volume(vol, spacing, model=predictor, batch_size=batch_size, progress=False)
         seconds = time.perf_counter() - t0
         n_out = res.n_slices
         extra = {"model": "tasc_swinmt", "model_size": "small", "model_img_size": model.config.img_size,

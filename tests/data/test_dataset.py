@@ -42,7 +42,8 @@ def test_policies_and_splits(heart_cache):
     train = TripletDataset(heart_cache, "train")
     every = TripletDataset(heart_cache, "train", fg_policy="every")
     fg_all = TripletDataset(heart_cache, "train", fg_policy="fg_all")
-    assert len(fg_all) < len(train) < len(every)
+    bg = TripletDataset(heart_cache, "train", fg_policy="fg_plus_bg")
+    assert len(fg_all) < len(bg) < len(every) == len(train)  # training learns from every triplet
     assert all(all(r["fg"]) for r in fg_all.records)
     cases = {s: {r["case_id"] for r in TripletDataset(heart_cache, s, fg_policy="every").records}
              for s in ("train", "val", "test")}

@@ -23,7 +23,8 @@ def _good_cases(n=4, seed=0):
 def test_heart_cache_contents(heart_cache):
     m = Manifest.load(heart_cache)
     assert m.params["norm"]["name"] == "minmax_pair" and m.params["modality"] == "MRI"
-    assert m.params["fg_policy_train"] == "fg_plus_bg" and m.params["fg_policy_eval"] == "every"
+    assert m.params["fg_policy_train"] == "every" and m.params["fg_policy_eval"] == "every"
+    assert m.params["inplane"]["kind"] == "native"
     assert {c["split"] for c in m.cases.values()} == {"train", "val", "test"}
     assert sum(c["split"] == "train" for c in m.cases.values()) == 7
     t = m.triplets[0]

@@ -45,7 +45,7 @@ def test_factor_rules():
 def test_x2_copies_acquired_slices_and_matches_linear(thin_and_thick):
     """With a model that outputs the linear average, predict must reproduce linear interpolation."""
     thin, mask, thick, spacing = thin_and_thick
-    res = predict_volume(thick, spacing, stand_in_predictor(size=40), progress=False)  # 40×36 → pad only
+    res = predict_volume(thick, spacing, model=stand_in_predictor(size=40), progress=False)  # 40×36 → pad only
     n = thick.shape[2]
     assert res.image.shape == (*thick.shape[:2], 2 * n - 1) == thin.shape
     assert res.mask.shape == res.image.shape and res.mask.dtype == np.uint8
@@ -65,7 +65,7 @@ def test_x2_copies_acquired_slices_and_matches_linear(thin_and_thick):
 def test_resize_and_restore_stays_close_to_linear(thin_and_thick):
     """A model size below the slice size: resize in, resize back; still near linear, masks aligned."""
     thin, mask, thick, spacing = thin_and_thick
-    res = predict_volume(thick, spacing, stand_in_predictor(size=32), progress=False)
+    res = predict_volume(thick, spacing, model=stand_in_predictor(size=32), progress=False)
     np.testing.assert_array_equal(res.image[..., ::2], thick)
     rng = float(thin.max() - thin.min())
     linear = 0.5 * (thick[..., :-1] + thick[..., 1:])
@@ -78,7 +78,7 @@ def test_mask_probabilities_of_acquired_slices_are_averaged():
     """Acquired interior slice: mean of Ŷ3 (pair below) and Ŷ1 (pair above); ends keep their single one."""
     vol = np.random.default_rng(0).normal(size=(20, 20, 6)).astype(np.float32)
     model = LinearStandIn(img_size=16, fixed_probs=(0.2, 0.9, 0.7))
-    res = predict_volume(vol, (1, 1, 3), stand_in_predictor(model, size=16, label_id=3),
+    res = predict_volume(vol, (1, 1, 3), model=stand_in_predictor(model, size=16, label_id=3),
                          return_probabilities=True, batch_size=4, progress=False)
     p = res.probabilities
     assert p.dtype == np.float32 and p.shape == (20, 20, 11)
@@ -87,7 +87,7 @@ def test_mask_probabilities_of_acquired_slices_are_averaged():
     np.testing.assert_allclose(p[..., 0], 0.2, atol=1e-6)  # first slice: Ŷ1 of pair (0, 1)
     np.testing.assert_allclose(p[..., -1], 0.7, atol=1e-6)  # last slice: Ŷ3 of the last pair
     np.testing.assert_array_equal(res.mask, np.where(p > 0.5, 3, 0))  # checkpoint label id
-    res4 = predict_volume(vol, (1, 1, 3), stand_in_predictor(model, size=16), factor=4,
+    res4 = predict_volume(vol, (1, 1, 3), model=stand_in_predictor(model, size=16), factor=4,
                           return_probabilities=True, progress=False)
     p4 = res4.probabilities  # a slice keeps the probability of the level that created it
     np.testing.assert_allclose(p4[..., 4:-1:4], 0.45, atol=1e-6)  # acquired: level-1 average
@@ -99,9 +99,9 @@ def test_mask_probabilities_of_acquired_slices_are_averaged():
 @pytest.mark.parametrize("batch_size", [1, 3, 64])
 def test_batching_does_not_change_results_and_bounds_batches(thin_and_thick, batch_size):
     _, _, thick, spacing = thin_and_thick
-    ref = predict_volume(thick, spacing, stand_in_predictor(), return_probabilities=True, progress=False)
+    ref = predict_volume(thick, spacing, model=stand_in_predictor(), return_probabilities=True, progress=False)
     model = LinearStandIn()
-    res = predict_volume(thick, spacing, stand_in_predictor(model), batch_size=batch_size,
+    res = predict_volume(thick, spacing, model=stand_in_predictor(model), batch_size=batch_size,
                          return_probabilities=True, progress=False)
     assert max(model.batch_sizes) <= batch_size
     assert sum(model.batch_sizes) == thick.shape[2] - 1  # every pair exactly once
@@ -114,7 +114,7 @@ def test_factor_4_recurses_and_keeps_every_level(thin_and_thick):
     _, _, thick, spacing = thin_and_thick
     n = thick.shape[2]
     model = LinearStandIn(img_size=40)
-    res = predict_volume(thick, spacing, stand_in_predictor(model, size=40), factor=4, progress=False)
+    res = predict_volume(thick, spacing, model=stand_in_predictor(model, size=40), factor=4, progress=False)
     assert res.image.shape[2] == res.mask.shape[2] == 4 * (n - 1) + 1
     assert res.spacing[2] == pytest.approx(2.5 / 4)
     assert sum(model.batch_sizes) == (n - 1) + 2 * (n - 1)  # level 1: n−1 pairs, level 2: 2(n−1)
@@ -122,21 +122,21 @@ def test_factor_4_recurses_and_keeps_every_level(thin_and_thick):
     # linear stand-in: every level is the linear average, so slice k of 4 is at (4−k)/4·lo + k/4·hi
     lo, hi = thick[..., :-1], thick[..., 1:]
     np.testing.assert_allclose(res.image[..., 1::4], 0.75 * lo + 0.25 * hi, rtol=1e-4, atol=1e-2)
-    by_target = predict_volume(thick, spacing, stand_in_predictor(), target_spacing=0.7, progress=False)
+    by_target = predict_volume(thick, spacing, model=stand_in_predictor(), target_spacing=0.7, progress=False)
     assert by_target.factor == 4 and by_target.image.shape == res.image.shape
 
 
 def test_slice_axis_follows_spacing_and_override():
     vol = np.random.default_rng(1).normal(size=(18, 24, 20)).astype(np.float32)
-    res = predict_volume(vol, (3.0, 0.8, 0.8), stand_in_predictor(), progress=False)
+    res = predict_volume(vol, (3.0, 0.8, 0.8), model=stand_in_predictor(), progress=False)
     assert res.slice_axis == 0 and res.image.shape == (35, 24, 20) and res.spacing == (1.5, 0.8, 0.8)
     np.testing.assert_array_equal(res.image[::2], vol)
-    res = predict_volume(vol, (3.0, 0.8, 0.8), stand_in_predictor(), slice_axis=2, progress=False)
+    res = predict_volume(vol, (3.0, 0.8, 0.8), model=stand_in_predictor(), slice_axis=2, progress=False)
     assert res.image.shape == (18, 24, 39) and res.spacing == (3.0, 0.8, 0.4)
     # A checkpoint whose data was prepared with an explicit slice axis brings it along.
     predictor = stand_in_predictor()
     predictor.slice_axis = 2
-    res = predict_volume(vol, (3.0, 0.8, 0.8), predictor, progress=False)
+    res = predict_volume(vol, (3.0, 0.8, 0.8), model=predictor, progress=False)
     assert res.slice_axis == 2 and res.image.shape == (18, 24, 39)
 
 
@@ -144,27 +144,27 @@ def test_gap_mismatch_warns_once_naming_both_spacings(thin_and_thick):
     _, _, thick, _ = thin_and_thick
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        predict_volume(thick, (1, 1, 5.0), stand_in_predictor(gap_mm=1.25), progress=False)
+        predict_volume(thick, (1, 1, 5.0), model=stand_in_predictor(gap_mm=1.25), progress=False)
     msgs = [str(w.message) for w in caught if issubclass(w.category, SpacingWarning)]
     assert len(msgs) == 1 and "5 mm" in msgs[0] and "2.5 mm" in msgs[0] and "\n" not in msgs[0]
     with warnings.catch_warnings():
         warnings.simplefilter("error", SpacingWarning)
-        predict_volume(thick, (1, 1, 2.6), stand_in_predictor(gap_mm=1.25), progress=False)  # within 0.25
+        predict_volume(thick, (1, 1, 2.6), model=stand_in_predictor(gap_mm=1.25), progress=False)  # within 0.25
 
 
 def test_single_task_variants(thin_and_thick):
     _, _, thick, spacing = thin_and_thick
     interp_only = stand_in_predictor(LinearStandIn(tasks=("interp",)))
     with pytest.raises(CheckpointError, match="cannot produce mask"):
-        predict_volume(thick, spacing, interp_only, progress=False)
-    res = predict_volume(thick, spacing, interp_only, outputs=("image",), factor=4, progress=False)
+        predict_volume(thick, spacing, model=interp_only, progress=False)
+    res = predict_volume(thick, spacing, model=interp_only, outputs=("image",), factor=4, progress=False)
     assert res.mask is None and res.image.shape[2] == 4 * (thick.shape[2] - 1) + 1
     seg_only = stand_in_predictor(LinearStandIn(tasks=("seg",)))
     with pytest.raises(CheckpointError, match="cannot produce image"):
-        predict_volume(thick, spacing, seg_only, progress=False)
+        predict_volume(thick, spacing, model=seg_only, progress=False)
     with pytest.raises(CheckpointError, match="factor 4"):
-        predict_volume(thick, spacing, seg_only, outputs=("mask",), factor=4, progress=False)
-    res = predict_volume(thick, spacing, seg_only, outputs=("mask",), progress=False)
+        predict_volume(thick, spacing, model=seg_only, outputs=("mask",), factor=4, progress=False)
+    res = predict_volume(thick, spacing, model=seg_only, outputs=("mask",), progress=False)
     assert res.image is None and res.mask.shape[2] == 2 * thick.shape[2] - 1
 
 
@@ -175,4 +175,4 @@ def test_single_task_variants(thin_and_thick):
 def test_bad_volumes(shape, match):
     vol = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     with pytest.raises(InputError, match=match):
-        predict_volume(vol, None, stand_in_predictor(), progress=False)
+        predict_volume(vol, None, model=stand_in_predictor(), progress=False)

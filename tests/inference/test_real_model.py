@@ -36,7 +36,7 @@ def test_untrained_residual_checkpoint_reproduces_linear(tmp_path):
     folder = save_checkpoint(tiny_model(SIZE, zero_residual=True), tmp_path / "ckpt", label_values=[0, 2])
     predictor = Predictor.from_checkpoint(folder)
     assert predictor.gap_mm == 1.25 and predictor.label_id == 2 and predictor.modality == "CT"
-    res = predict_volume(thick, (1.0, 1.0, 2.5), folder, progress=False, return_probabilities=True)
+    res = predict_volume(thick, (1.0, 1.0, 2.5), model=folder, progress=False, return_probabilities=True)
     assert res.image.shape == thin.shape and res.mask.shape == thin.shape
     np.testing.assert_array_equal(res.image[..., ::2], thick)
     linear = 0.5 * (thick[..., :-1] + thick[..., 1:])
@@ -54,7 +54,7 @@ def test_briefly_trained_model_round_trip(tmp_path):
     train = [phantom((SIZE, SIZE - 2, 21), seed=s) for s in (1, 2, 3)]
     model = train_tiny(tiny_model(SIZE), train, steps=60, batch=4, lr=5e-3)  # about 20 s
     folder = save_checkpoint(model, tmp_path / "ckpt")
-    res = predict_volume(thin[..., ::2], (1.0, 1.0, 2.5), folder, progress=False)
+    res = predict_volume(thin[..., ::2], (1.0, 1.0, 2.5), model=folder, progress=False)
     p_model, p_lin, d_mid, d_acq = _report(thin, mask, res)
     np.testing.assert_array_equal(res.image[..., ::2], thin[..., ::2])
     assert np.isfinite(p_model) and p_model > p_lin - 6.0, (p_model, p_lin)
@@ -89,8 +89,8 @@ def test_interp_only_checkpoint_cannot_make_masks(tmp_path):
     folder = save_checkpoint(model, tmp_path / "interp")
     thick = phantom((SIZE, SIZE, 9))[0][..., ::2]
     with pytest.raises(CheckpointError, match="cannot produce mask"):
-        predict_volume(thick, (1, 1, 2.5), folder, progress=False)
-    res = predict_volume(thick, (1, 1, 2.5), folder, outputs=("image",), progress=False)
+        predict_volume(thick, (1, 1, 2.5), model=folder, progress=False)
+    res = predict_volume(thick, (1, 1, 2.5), model=folder, outputs=("image",), progress=False)
     assert res.mask is None and res.image.shape[2] == 2 * thick.shape[2] - 1
 
 
@@ -103,7 +103,7 @@ def test_trained_model_against_linear(tmp_path):
     model = train_tiny(tiny_model(64), train, steps=600, batch=8, lr=1e-3)
     minutes = (time.perf_counter() - t0) / 60
     folder = save_checkpoint(model, tmp_path / "ckpt")
-    res = predict_volume(thin[..., ::2], (1.0, 1.0, 2.5), folder, progress=False)
+    res = predict_volume(thin[..., ::2], (1.0, 1.0, 2.5), model=folder, progress=False)
     p_model, p_lin, d_mid, d_acq = _report(thin, mask, res)
     print(f"\ntrained {minutes:.1f} min: PSNR model {p_model:.2f} dB vs linear {p_lin:.2f} dB; "
           f"Dice synthesised {d_mid:.3f}, acquired {d_acq:.3f}")

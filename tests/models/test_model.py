@@ -91,7 +91,9 @@ def test_predict_ranges_and_no_grad():
     model = create_model("tasc_swinmt", "tiny", interp_output="residual").eval()
     x = torch.rand(2, 2, 64, 64)
     pred = model.predict(x)
-    assert set(pred) == {"interp", "seg"}
+    assert set(pred) == {"interp", "interp_residual", "seg"}  # residual head: the raw correction too
+    lin = 0.5 * (x[:, :1] + x[:, 1:])
+    torch.testing.assert_close((lin + pred["interp_residual"]).clamp(0, 1), pred["interp"])
     assert not pred["interp"].requires_grad
     assert pred["interp"].min() >= 0 and pred["interp"].max() <= 1
     assert pred["seg"].min() >= 0 and pred["seg"].max() <= 1

@@ -33,7 +33,7 @@ def test_cli_train_writes_checkpoints_that_load_model_reads(cache, tmp_path):
         assert meta["model"] == "tasc_swinmt" and meta["config"]["size"] == "tiny"
         extra = meta["extra"]
         assert extra["modality"] == "MRI" and extra["gap_mm"] == 1.25 and extra["size"] == 64
-        assert extra["norm"]["name"] and extra["inplane"]["kind"] == "pad_resize"
+        assert extra["norm"]["name"] and extra["inplane"]["kind"] == "native"
         assert extra["training"]["seed"] == 3
         out = model.predict(torch.rand(1, 2, 64, 64))
         assert out["interp"].shape == (1, 1, 64, 64) and out["seg"].shape == (1, 3, 64, 64)

@@ -43,9 +43,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--lpips-lin", default=None, metavar="FILE", help="LPIPS v0.1 linear-head weights")
     g.add_argument("--no-figures", action="store_true", help="do not write qualitative figures")
     g.add_argument("--max-triplets", type=int, default=None, help="evaluate only the first N triplets")
-    g.add_argument("--volumes", action="store_true",
-                   help="also evaluate whole volumes of the split through predict_volume (per-volume "
-                   "Dice, IoU, HD95, surface Dice)")
+    g.add_argument("--volumes", action=argparse.BooleanOptionalAction, default=None,
+                   help="whole test volumes at native resolution through predict_volume, every thinning "
+                   "offset (PSNR/SSIM/EdgeSSIM vs linear and cubic, Dice/HD95 per volume); default on for "
+                   "pair models; --no-volumes for per-triplet figures only")
+    g.add_argument("--flow", action="store_true",
+                   help="add the flow-midpoint reference (TV-L1 optical flow) to the whole-volume figures")
     f = p.add_argument_group("folder mode")
     f.add_argument("--pred-dir", metavar="P", help="folder of predicted label maps (NIfTI)")
     f.add_argument("--gt-dir", metavar="G", help="folder of ground-truth label maps with the same names")
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from tascmt.evaluation.summary import to_markdown
 
     if args.cascade_seg is not None:
-        if args.volumes:
+        if args.volumes:  # None (default) or False is fine
             raise ConfigError("--volumes is not available for a cascade (whole volumes need a pair model)")
         summary = evaluate_cascade(
             args.model, args.cascade_seg, args.cache, split=args.split, out_dir=args.out,
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.cache, split=args.split, out_dir=args.out, batch_size=args.batch_size,
         device=args.device, fg_policy=args.fg_policy, lpips_vgg=args.lpips_vgg, lpips_lin=args.lpips_lin,
         figures=not args.no_figures, max_triplets=args.max_triplets, progress=True, volumes=args.volumes,
+        flow=args.flow,
     )
     print(to_markdown(summary))
     return 0

@@ -71,24 +71,30 @@ def warp(planes: torch.Tensor, params: AugmentParams, mode: str) -> torch.Tensor
 
 def apply_params(
     x: torch.Tensor, y_interp: torch.Tensor, y_seg: torch.Tensor, params: AugmentParams,
-    noise_std: float = 0.01,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    noise_std: float = 0.01, valid: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, ...]:
     """Deterministic paired transform.
 
     Args:
         x: (2, H, W) input frames [X1, X3] in [0, 1].
         y_interp: (1, H, W) target frame X2.
         y_seg: (3, H, W) masks [Y1, Y2, Y3] in {0, 1}.
+        valid: optional (1, H, W) map of real (non-padding) pixels, moved like the masks; the fill outside
+            the moved image is invalid.
     Returns:
-        the transformed (x, y_interp, y_seg); noise only on ``x`` (then clamped to [0, 1]).
+        the transformed (x, y_interp, y_seg), and ``valid`` when given; noise only on ``x`` (then clamped to
+        [0, 1]).
     """
     images = warp(torch.cat([x, y_interp], dim=0), params, "bilinear")  # (3, H, W) = X1, X3, X2
-    masks = warp(y_seg, params, "nearest")  # (3, H, W)
+    planes = y_seg if valid is None else torch.cat([y_seg, valid], dim=0)
+    masks = warp(planes, params, "nearest")  # (3 or 4, H, W)
     x_out, y_out = images[:2], images[2:]
     if noise_std > 0:
         gen = torch.Generator().manual_seed(params.noise_seed)
         x_out = (x_out + noise_std * torch.randn(x_out.shape, generator=gen)).clamp(0.0, 1.0)
-    return x_out, y_out, masks
+    if valid is None:
+        return x_out, y_out, masks
+    return x_out, y_out, masks[:3], masks[3:]
 
 
 class PairedAugment:
@@ -97,5 +103,5 @@ class PairedAugment:
     def __init__(self, cfg: AugmentConfig = AugmentConfig()):
         self.cfg = cfg
 
-    def __call__(self, x, y_interp, y_seg, rng: np.random.Generator):
-        return apply_params(x, y_interp, y_seg, sample_params(rng, self.cfg), self.cfg.noise_std)
+    def __call__(self, x, y_interp, y_seg, rng: np.random.Generator, valid=None):
+        return apply_params(x, y_interp, y_seg, sample_params(rng, self.cfg), self.cfg.noise_std, valid)

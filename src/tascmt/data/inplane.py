@@ -1,8 +1,12 @@
-"""In-plane policy: how an (H, W) slice becomes the model's (size, size) input and back (SPEC §11.5).
+"""In-plane policy: how an (H, W) slice is stored in the cache and fed to the model (docs/design.md §5).
 
 One policy is stored in the checkpoint and used by ``prepare`` and ``predict`` alike:
 
-- ``pad_resize`` (default): pad to a square S = max(H, W) around the centre (images with the slice's minimum,
+- ``native`` (default): slices keep their native pixels. The model sees S×S tiles (S = ``size``, the model's
+  size): random tiles in training, overlapping Gaussian-blended tiles in ``predict``
+  (:mod:`tascmt.data.tiles`, :mod:`tascmt.inference.tiling`). ``forward`` and ``inverse`` are identities.
+- ``pad_resize`` (the paper's protocol, kept to reproduce it and labelled so in reports): pad to a square
+  S = max(H, W) around the centre (images with the slice's minimum,
   i.e. its background value; masks with 0), then resize S×S → size×size (bilinear for images, antialiased
   when shrinking; nearest for masks). :meth:`InplanePolicy.inverse` resizes back to S×S and crops the
   padding, restoring the original H×W; masks stay hard labels, and when the model size is at least S the
@@ -19,14 +23,17 @@ import numpy as np
 
 from tascmt.errors import ConfigError
 
-KINDS = ("pad_resize", "none")
+KINDS = ("native", "pad_resize", "none")
+
+#: The policy that reproduces the paper's protocol (every slice resized to the model size).
+PAPER_POLICY = "pad_resize"
 
 
 class InplanePolicy:
-    """Pad-to-square + resize (or nothing), exactly invertible in shape and position.
+    """Native pixels (tiles), pad-to-square + resize, or nothing; exactly invertible in shape and position.
 
     Args:
-        kind: ``"pad_resize"`` or ``"none"``.
+        kind: ``"native"``, ``"pad_resize"`` or ``"none"``.
         size: the model's in-plane size (square).
     """
 
@@ -64,6 +71,8 @@ class InplanePolicy:
         """
         arr = np.asarray(arr)
         hw = arr.shape[-2:]
+        if self.kind == "native":
+            return arr if is_mask else arr.astype(np.float32, copy=False)
         if self.kind == "none":
             self._check_none(hw)
             return arr if is_mask else arr.astype(np.float32, copy=False)
@@ -94,6 +103,10 @@ class InplanePolicy:
         """
         arr = np.asarray(arr)
         h, w = int(original_hw[0]), int(original_hw[1])
+        if self.kind == "native":
+            if arr.shape[-2:] != (h, w):
+                raise ConfigError(f"native policy: expected {h}×{w} slices, got shape {arr.shape}")
+            return arr
         if arr.shape[-2:] != (self.size, self.size):
             raise ConfigError(f"inverse expects {self.size}×{self.size} slices, got shape {arr.shape}")
         if self.kind == "none":
@@ -106,6 +119,11 @@ class InplanePolicy:
         square = _resize(stack if is_mask else stack.astype(np.float32, copy=False), s, is_mask)
         out = square[:, top:top + h, left:left + w]
         return np.ascontiguousarray(out.reshape(*arr.shape[:-2], h, w))
+
+    @property
+    def tiled(self) -> bool:
+        """True when the model sees S×S tiles of native slices (policy ``native``)."""
+        return self.kind == "native"
 
     # -- serialisation -----------------------------------------------------------------------------------
     def to_dict(self) -> dict:

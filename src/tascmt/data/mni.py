@@ -18,7 +18,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from tascmt.errors import ConfigError, InputError
@@ -77,6 +76,8 @@ def build_mni_task(out_dir: str | Path, n_slabs: int = 10, guard: int = 3, thick
             return out
         raise ConfigError(f"{out} holds an MNI task built with {stamp.read_text(encoding='utf-8').strip()}; "
                           "use another folder")
+    import nibabel as nib  # lazy: ``import tascmt.data`` must work where nibabel is not installed
+
     t1_path, gm_path = template_paths()
     t1_img = nib.as_closest_canonical(nib.load(t1_path))
     t1 = np.asarray(t1_img.dataobj, dtype=np.float32)  # (197, 233, 189) RAS

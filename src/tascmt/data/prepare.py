@@ -1,7 +1,9 @@
 """``prepare_dataset``: a task folder → the on-disk triplet cache (see :mod:`tascmt.data.cache`).
 
 Per case: read and check the volume (:mod:`tascmt.io`; a bad file is an :class:`InputError` naming it),
-move the slice axis first, apply the in-plane policy (images bilinear, masks nearest), optionally resample
+move the slice axis first, apply the in-plane policy (``native``, the default, keeps the pixels; CT slices
+whose values are whole HU in the int16 range are stored as int16, exactly, so the cache is about the size
+of the input; ``pad_resize`` resizes images bilinearly and masks by nearest neighbour), optionally resample
 along z, plan the triplets and record whether each of their masks has foreground. Everything is written into a
 temporary folder beside ``out_dir`` and renamed at the end, so an error never leaves a partial cache. Running
 again with the same parameters and unchanged input files returns the existing cache at once (parameter hash).
@@ -109,7 +111,8 @@ def _process_case(ref, load_volume, p: dict, inplane: InplanePolicy, out: Path,
     seg = np.moveaxis(vol.label, axis, 0)  # (Z, H, W) view, label values
     info = {"split": None, "image": str(ref.image), "label": str(ref.label), "shape": list(vol.shape),
             "spacing": [round(float(s), 6) for s in vol.spacing], "slice_axis": axis, "dz": dz,
-            "hw": list(img.shape[1:]), "n_slices": int(img.shape[0])}
+            "hw": list(img.shape[1:]), "n_slices": int(img.shape[0]),
+            "pixel_spacing": [round(float(s), 6) for i, s in enumerate(vol.spacing) if i != axis]}
     if inplane.kind == "none" and tuple(img.shape[1:]) != (inplane.size, inplane.size):
         raise InputError(f"slices are {img.shape[1]}×{img.shape[2]} but in-plane policy 'none' needs "
                          f"{inplane.size}×{inplane.size}; use pad_resize", path=ref.image)
@@ -136,7 +139,9 @@ def _process_case(ref, load_volume, p: dict, inplane: InplanePolicy, out: Path,
         fg = seg_m.reshape(seg_m.shape[0], -1).any(axis=1)  # (Z',) slice has foreground
         info["n_stored_slices"] = len(src)
     else:
-        fg = _write_chunked(img, seg, p["label_values"], inplane, img_path, seg_path)
+        dtype = _storage_dtype(img, p["modality"]) if inplane.kind == "native" else np.float32
+        info["dtype"] = np.dtype(dtype).name
+        fg = _write_chunked(img, seg, p["label_values"], inplane, img_path, seg_path, dtype=dtype)
     recs = [{"case_id": ref.case_id, "k0": k0, "k1": k1, "k2": k2, "gap_mm": plan.gap_mm,
              "resampled": resampled, "fg": [bool(fg[k0]), bool(fg[k1]), bool(fg[k2])]}
             for k0, k1, k2 in plan.triplets]
@@ -144,18 +149,33 @@ def _process_case(ref, load_volume, p: dict, inplane: InplanePolicy, out: Path,
     return info, recs
 
 
+def _storage_dtype(img: np.ndarray, modality: str, chunk: int = 16) -> type:
+    """int16 for CT whose every value is a whole number of HU inside the int16 range (stored exactly);
+    float32 otherwise (MRI, rescaled CT with fractional values)."""
+    if str(modality).upper() != "CT":
+        return np.float32
+    info = np.iinfo(np.int16)
+    for a in range(0, img.shape[0], chunk):
+        block = img[a:a + chunk]
+        if block.min() < info.min or block.max() > info.max or not np.array_equal(block, np.rint(block)):
+            return np.float32
+    return np.int16
+
+
 def _write_chunked(img: np.ndarray, seg: np.ndarray, label_values, inplane: InplanePolicy, img_path: Path,
-                   seg_path: Path, chunk: int = 16) -> np.ndarray:
-    """Write (Z, H, W) slices in model space straight into ``.npy`` memory maps, ``chunk`` slices at a time,
-    so that memory stays near one copy of the volume. Returns (Z,) bool: slice mask has foreground."""
+                   seg_path: Path, chunk: int = 16, dtype=np.float32) -> np.ndarray:
+    """Write (Z, H, W) slices in cache space (native pixels, or resized by ``pad_resize``) straight into
+    ``.npy`` memory maps, ``chunk`` slices at a time, so that memory stays near one copy of the volume.
+    Returns (Z,) bool: slice mask has foreground."""
     z = img.shape[0]
     shape = (z, inplane.size, inplane.size) if inplane.kind == "pad_resize" else img.shape
-    img_out = np.lib.format.open_memmap(img_path, mode="w+", dtype=np.float32, shape=shape)
+    img_out = np.lib.format.open_memmap(img_path, mode="w+", dtype=dtype, shape=shape)
     seg_out = np.lib.format.open_memmap(seg_path, mode="w+", dtype=np.uint8, shape=shape)
     fg = np.zeros(z, dtype=bool)
     for a in range(0, z, chunk):
         b = min(z, a + chunk)
-        img_out[a:b] = inplane.forward(np.ascontiguousarray(img[a:b]), is_mask=False)  # (c, size, size)
+        block_img = inplane.forward(np.ascontiguousarray(img[a:b]), is_mask=False)  # (c, H', W') float32
+        img_out[a:b] = np.rint(block_img) if dtype == np.int16 else block_img
         block = inplane.forward(_foreground(seg[a:b], label_values), is_mask=True)  # (c, size, size)
         seg_out[a:b] = block
         fg[a:b] = block.reshape(b - a, -1).any(axis=1)
@@ -173,12 +193,12 @@ def prepare_dataset(
     gap_mm: float = 1.25,
     tol_mm: float = 0.25,
     protocol: str = "acquired",
-    fg_policy_train: str = "fg_plus_bg",
+    fg_policy_train: str = "every",
     fg_policy_eval: str = "every",
     bg_fraction: float = DEFAULT_BG_FRACTION,
     bg_seed: int = 0,
     norm: str | dict | None = None,
-    inplane: str = "pad_resize",
+    inplane: str = "native",
     split_seed: int = 42,
     n_folds: int = 5,
     label_values: list[int] | None = None,
@@ -192,13 +212,13 @@ def prepare_dataset(
     Args:
         task_path: MSD task folder or plain image/label folder (see :func:`tascmt.io.read_task`).
         out_dir: cache folder (created; an existing non-cache folder with files is refused).
-        size: model in-plane size.
+        size: model in-plane size (with ``inplane="native"``: the size of the tiles the model sees).
         gap_mm, tol_mm, protocol: see :func:`tascmt.data.triplets.plan_triplets`.
         fg_policy_train, fg_policy_eval: default foreground policies recorded in the manifest.
         bg_fraction, bg_seed: the ``fg_plus_bg`` background fraction and its seed.
         norm: normalisation name or dict; None picks it from the task's modality (CT → ct_window,
             MRI → minmax_pair; unknown → ConfigError).
-        inplane: in-plane policy kind (``pad_resize`` or ``none``).
+        inplane: in-plane policy: ``native`` (default), ``pad_resize`` (the paper's protocol) or ``none``.
         split_seed, n_folds: patient split; an existing ``out_dir/splits.json`` is reused.
         label_values: label ids counted as foreground (default: every label > 0).
         slice_axis: force the slice axis (default: from the voxel spacing).
@@ -255,9 +275,28 @@ def prepare_dataset(
             print(f"note: {len(unassigned)} case(s) are not in {out_dir / SPLITS_FILE} and are used by no "
                   f"split: {unassigned[:5]}")
         print(f"prepared {len(manifest.cases)} cases of {task.name} ({mod}) into {out_dir}: "
-              f"{len(manifest.triplets)} triplets, protocol {protocol}, gap {gap_mm:g} mm")
+              f"{len(manifest.triplets)} triplets, protocol {protocol}, gap {gap_mm:g} mm, in-plane "
+              f"{inplane}" + (" (the paper's protocol: slices resized to the model size)"
+                              if inplane == "pad_resize" else ""))
+        mib_cache, mib_in = _cache_bytes(out_dir) / 2**20, _input_bytes(task.cases) / 2**20
+        print(f"  cache arrays {mib_cache:.1f} MiB for {mib_in:.1f} MiB of input files")
         print(manifest.summary())
     return manifest
+
+
+def _cache_bytes(out_dir: Path) -> int:
+    return sum(f.stat().st_size for f in (out_dir / CASES_DIR).glob("*.npy"))
+
+
+def _input_bytes(cases) -> int:
+    total = 0
+    for c in cases:
+        for p in (c.image, c.label):
+            if p is not None:
+                p = Path(p)
+                files = [q for q in p.rglob("*") if q.is_file()] if p.is_dir() else [p]
+                total += sum(q.stat().st_size for q in files)
+    return total
 
 
 def _resolve_splits(out_dir: Path, case_ids: list[str], split_seed: int, n_folds: int) -> dict:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from tascmt.errors import ConfigError
 
@@ -37,6 +35,8 @@ def _grid(size: int, n_slices: int, dz: float):
 
 def _texture(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
     """Smooth zero-mean unit-std noise."""
+    from scipy import ndimage  # lazy: only the phantom writer needs scipy
+
     t = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
     return t / (t.std() + 1e-8)
 
@@ -117,6 +117,8 @@ def make_synthetic_task(
         seed: everything is deterministic from it.
         dz: slice spacing for every case (default: 1.37 mm for heart, cycling 0.625/1.25/2.5 mm for lung).
     """
+    import nibabel as nib  # lazy: ``import tascmt.data`` must work where nibabel is not installed
+
     if task not in TASKS:
         raise ConfigError(f"synthetic task must be one of {TASKS}, got {task!r}")
     if n_cases < 1 or size < 8 or n_slices < 3:

@@ -111,8 +111,10 @@ def is_reference_name(name: str | os.PathLike) -> bool:
     return not getattr(model, "trainable", True) and not any(True for _ in model.parameters())
 
 
-def _model_subject(model, name: str, info: dict[str, Any], checkpoint=None) -> _Subject:
-    """A subject running ``model.predict`` on the input it expects (``model_input``: pair or triplet)."""
+def _model_subject(model, name: str, info: dict[str, Any], checkpoint=None, tile: int | None = None,
+                   overlap: float = 0.5) -> _Subject:
+    """A subject running ``model.predict`` on the input it expects (``model_input``: pair or triplet); with
+    ``tile`` (a native cache) on blended tile×tile tiles of the whole native slices, as ``predict`` does."""
     from tascmt.models.baselines.inputs import input_frames, model_input
 
     frames = input_frames(model)
@@ -123,9 +125,27 @@ def _model_subject(model, name: str, info: dict[str, Any], checkpoint=None) -> _
     device = next((p.device for p in model.parameters()), None)
 
     def predict(batch: dict, records: list[dict]) -> dict[str, Any]:
-        return model.predict(model_input(model, batch, device or batch["x"].device))
+        x = model_input(model, batch, device or batch["x"].device)
+        if tile is None:
+            return model.predict(x)
+        from tascmt.inference.tiling import tiled_predict
+
+        return tiled_predict(model, x, tile=tile, overlap=overlap)
 
     return _Subject(name, tasks, setting, predict, model=model, info=info, checkpoint=checkpoint)
+
+
+def _native_tile(ds) -> int | None:
+    """The tile size of a native cache (its model size), None for resized caches."""
+    return getattr(ds, "tile_size", None)
+
+
+RESOLUTION_NOTES = {
+    "native": "native resolution: whole slices at the scan's own pixels (the model runs on blended tiles)",
+    "pad_resize": "model space (pad_resize, the paper's protocol): slices padded to a square and resized to "
+                  "the model size; a secondary figure, not the scan's own resolution",
+    "none": "native resolution (slices already at the model size)",
+}
 
 
 def _cubic_subject(ds) -> _Subject:
@@ -176,7 +196,7 @@ def _open_split(cache_dir, split: str, fg_policy: str | None, batch_size: int):
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    ds = TripletDataset(cache_dir, split=split, augment=False, fg_policy=fg_policy)
+    ds = TripletDataset(cache_dir, split=split, augment=False, fg_policy=fg_policy, tiles="whole")
     if len(ds) == 0:
         raise InputError(f"split {split!r} has no triplets", path=cache_dir)
     return ds
@@ -195,7 +215,8 @@ def evaluate_checkpoint(
     figures: bool = True,
     max_triplets: int | None = None,
     progress: bool = False,
-    volumes: bool = False,
+    volumes: bool | None = None,
+    flow: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on ``split`` of the triplet cache ``cache_dir``.
 
@@ -212,9 +233,10 @@ def evaluate_checkpoint(
         lpips_vgg / lpips_lin: LPIPS weight files; without them LPIPS is reported as "unavailable".
         figures: also write qualitative figures into ``out_dir/figures``.
         max_triplets: evaluate only the first N triplets (quick checks).
-        volumes: also evaluate whole volumes of the split through ``predict_volume``
-            (`tascmt.evaluation.volume_eval.evaluate_volumes`; written as ``per_volume.csv``); pair-input
-            checkpoints only.
+        volumes: also evaluate whole volumes of the split at native resolution through ``predict_volume``
+            (`tascmt.evaluation.volume_eval.evaluate_volumes`, every thinning offset; written as
+            ``per_volume.csv``); default (None): on for pair-input checkpoints of acquired-slice caches.
+        flow: add the flow-midpoint reference to the whole-volume figures.
 
     Returns:
         The summary dict (also ``summary.json``), with ``setting`` ("pair", "oracle", "reference").
@@ -232,13 +254,17 @@ def evaluate_checkpoint(
             from tascmt.models import create_model
 
             model = create_model(str(checkpoint), size="tiny", **_img_size(cache_size))
-            subject = _model_subject(model.to(device).eval(), str(checkpoint), {})
+            subject = _model_subject(model.to(device).eval(), str(checkpoint), {}, tile=_native_tile(ds))
         subject.info["checkpoint"] = f"{checkpoint} (reference, not trained)"
     else:
         model, meta = load_model(checkpoint, map_location=device)
         _check_size(meta, cache_size, checkpoint, cache_dir)
         subject = _model_subject(model, meta.get("model"), {"checkpoint": str(checkpoint)},
-                                 checkpoint=checkpoint)
+                                 checkpoint=checkpoint, tile=_native_tile(ds))
+    if volumes is None:
+        volumes = (subject.checkpoint is not None and subject.setting == "pair"
+                   and ds.manifest.params.get("protocol", "acquired") != "resampled")
+    subject.info["flow"] = bool(flow)
     if volumes and (subject.checkpoint is None or subject.setting != "pair"):
         raise ConfigError(f"volumes=True needs a checkpoint of a model that takes the input pair; "
                           f"{checkpoint} is evaluated in the {subject.setting!r} setting")
@@ -300,7 +326,7 @@ def evaluate_cascade(
     names = (cascade.config.interp_model, cascade.config.seg_model)
     info = {"interp_checkpoint": str(interp_checkpoint), "seg_checkpoint": str(seg_checkpoint),
             "checkpoint": f"{interp_checkpoint} → {seg_checkpoint}", "cascade": list(names)}
-    subject = _model_subject(cascade, f"cascade({names[0]} → {names[1]})", info)
+    subject = _model_subject(cascade, f"cascade({names[0]} → {names[1]})", info, tile=_native_tile(ds))
     subject.setting = "cascade"
     return _evaluate(subject, ds, cache_dir, split, out_dir, batch_size, device, lpips_vgg, lpips_lin,
                      figures, max_triplets, progress, volumes=False)
@@ -316,6 +342,9 @@ def _evaluate(subject: _Subject, ds, cache_dir, split: str, out_dir, batch_size:
 
     tasks = subject.tasks
     n = len(ds) if max_triplets is None else min(len(ds), int(max_triplets))
+    sizes = {tuple(c["hw"]) for c in ds.manifest.cases.values() if c.get("hw") and c.get("split") == split}
+    if _native_tile(ds) is not None and len(sizes) > 1:
+        batch_size = 1  # whole native slices of different sizes cannot share a batch
     subset = torch.utils.data.Subset(ds, range(n))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=0)
     lpips_net = load_lpips(lpips_vgg, lpips_lin, device=device)
@@ -367,6 +396,7 @@ def _evaluate(subject: _Subject, ds, cache_dir, split: str, out_dir, batch_size:
         "checkpoint": subject.info.get("checkpoint"), "model": subject.name, "tasks": list(tasks),
         "setting": subject.setting, "setting_note": SETTINGS[subject.setting], "split": split,
         "cache_dir": str(cache_dir), "fg_policy": ds.fg_policy,
+        "inplane": ds.inplane.kind, "resolution": RESOLUTION_NOTES[ds.inplane.kind],
         "normalization": ds.manifest.params.get("norm"),
         "normalization_warning": ("the 'triplet' normalisation scales with the target slice's range "
                                   "(leaks the target; the public code's choice)")
@@ -381,11 +411,13 @@ def _evaluate(subject: _Subject, ds, cache_dir, split: str, out_dir, batch_size:
         from tascmt.evaluation.volume_eval import evaluate_volumes
 
         summary["whole_volumes"] = evaluate_volumes(subject.checkpoint, cache_dir, split=split, device=device,
-                                                    batch_size=batch_size)
+                                                    batch_size=batch_size,
+                                                    flow=subject.info.get("flow", False))
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_rows_csv(out_dir / "per_triplet.csv", rows)
+        summary.get("whole_volumes", {}).pop("reformat", None)
         if volumes and summary["whole_volumes"]["cases"]:
             write_rows_csv(out_dir / "per_volume.csv", [{"case_id": c, **m} for c, m in
                                                         summary["whole_volumes"]["cases"].items()])

@@ -127,6 +127,49 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
+def whole_volume_markdown(wv: Mapping[str, Any] | None) -> list[str]:
+    """The headline tables: whole test volumes at native resolution (model vs linear, cubic, flow)."""
+    if not wv or not wv.get("cases"):
+        return []
+    mean = wv["mean"]
+    lines = ["## Whole volumes at the scan's own resolution (headline)", "",
+             f"Protocol: {wv['protocol']}. {wv.get('n_synth', '?')} synthesised slices in "
+             f"{len(wv['cases'])} volume(s); images scored on the normaliser's clipped [0, 1] scale.", ""]
+    if "psnr_synth" in mean or "linear_psnr_synth" in mean:
+        lines += ["| method | PSNR (dB) | SSIM | EdgeSSIM |", "|---|---|---|---|"]
+        methods = (("model", ""), ("linear (X1+X3)/2", "linear_"), ("cubic (Catmull-Rom)", "cubic_"),
+                   ("flow midpoint (TV-L1)", "flow_"))
+        for label, prefix in methods:
+            if mean.get(f"{prefix}psnr_synth") is None:
+                continue
+            cells = [_fmt(mean.get(f"{prefix}psnr_synth"), 2), _fmt(mean.get(f"{prefix}ssim_synth")),
+                     _fmt(mean.get(f"{prefix}edge_ssim_synth"))]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if mean.get("hu_mae_out_model") is not None:
+            lines.append("")
+            lines.append(f"CT values outside the normalisation window: mean absolute error "
+                         f"{_fmt(mean['hu_mae_out_model'], 1)} HU (model) vs "
+                         f"{_fmt(mean.get('hu_mae_out_linear'), 1)} HU (linear).")
+        lines.append("")
+    seg_keys = [k for k in ("dice", "iou", "precision", "recall", "dice_inputs", "dice_synth", "hd95_mm",
+                            "surface_dice") if k in mean]
+    if seg_keys:
+        lines += ["| case | slices | " + " | ".join(seg_keys) + " |", "|---|---|" + "---|" * len(seg_keys)]
+        for case, m in wv["cases"].items():
+            cells = " | ".join(_fmt(m.get(k)) for k in seg_keys)
+            lines.append(f"| {case} | {m['n_slices']} | {cells} |")
+        lines.append("| **mean** | | " + " | ".join(_fmt(mean[k]) for k in seg_keys) + " |")
+        lines.append("")
+        lines.append("Masks: TP/FP/FN pooled over all output slices; dice_inputs on the acquired input "
+                     "slices (Ŷ1/Ŷ3 of the two neighbouring pairs averaged), dice_synth on the synthesised "
+                     "slices (Ŷ2).")
+    if wv.get("skipped"):
+        lines.append("")
+        lines.append("Skipped: " + "; ".join(f"{c}: {r}" for c, r in wv["skipped"].items()))
+    lines.append("")
+    return lines
+
+
 def to_markdown(summary: Mapping[str, Any]) -> str:
     """A human-readable Markdown report of an evaluation summary produced by `evaluate_checkpoint`."""
     lines = [f"# Evaluation: {summary.get('model', '?')} on split '{summary.get('split', '?')}'", ""]
@@ -147,7 +190,10 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         lines.append(f"- normalisation: {summary['normalization']}")
     if summary.get("normalization_warning"):
         lines.append(f"- **warning: {summary['normalization_warning']}**")
+    if summary.get("resolution"):
+        lines.append(f"- per-triplet figures below: {summary['resolution']}")
     lines.append("")
+    lines += whole_volume_markdown(summary.get("whole_volumes"))
     interp = summary["interp"]
     lines += ["## Interpolation (X̂2 vs X2)", "", "| method | PSNR (dB) | SSIM | EdgeSSIM | LPIPS |",
               "|---|---|---|---|---|"]
@@ -183,19 +229,6 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         for case, m in pv["cases"].items():
             lines.append(f"| {case} | {m['n_slices']} | {_fmt(m['dice'])} | {_fmt(m['iou'])} |")
         lines.append(f"| **mean** | | {_fmt(pv['mean_dice'])} | {_fmt(pv['mean_iou'])} |")
-        lines.append("")
-    wv = summary.get("whole_volumes")
-    if wv and wv.get("cases"):
-        lines += ["## Whole volumes (predict_volume)", "", f"Protocol: {wv['protocol']}.", ""]
-        keys = [k for k in ("dice", "iou", "hd95_mm", "surface_dice", "dice_inputs", "dice_synth",
-                            "psnr_synth", "linear_psnr_synth") if k in wv["mean"]]
-        lines += ["| case | slices | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
-        for case, m in wv["cases"].items():
-            lines.append(f"| {case} | {m['n_slices']} | " + " | ".join(_fmt(m.get(k)) for k in keys) + " |")
-        lines.append("| **mean** | | " + " | ".join(_fmt(wv["mean"][k]) for k in keys) + " |")
-        if wv.get("skipped"):
-            lines.append("")
-            lines.append("Skipped: " + "; ".join(f"{c}: {r}" for c, r in wv["skipped"].items()))
         lines.append("")
     lines += ["## Subsets", "", "| subset | triplets | PSNR model | PSNR linear | SSIM model | SSIM linear "
               "| Dice | Dice Y2 |", "|---|---|---|---|---|---|---|---|"]

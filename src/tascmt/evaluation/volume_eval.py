@@ -1,19 +1,32 @@
-"""Per-volume evaluation on whole test volumes through ``predict_volume`` (SPEC §11.11).
+"""Whole test volumes at the scan's own resolution, through ``predict_volume`` (the headline evaluation).
 
-For each case of the split, the acquired volume is thinned to every (2·s)-th slice (s = the case's triplet
-step, so the thinned spacing is 2·gap as in training) and up-sampled ×2 by ``predict_volume``. Every output
-slice is then an acquired slice of the original volume: even outputs are the thinned inputs (their masks
-average Ŷ1/Ŷ3 of the neighbouring pairs), odd outputs are synthesised (image and Ŷ2). Against the original
-labels this gives per-volume Dice, IoU, HD95 and surface Dice, also split into input and synthesised slices,
-and for interpolation checkpoints the PSNR of the synthesised slices and of linear interpolation on the same
-slices, each scaled with the checkpoint's normaliser fitted on the two neighbouring inputs (as in training).
-Only the offset-0 thinning is used; caches built with ``protocol="resampled"`` are not supported.
+For each case of the split, with s = the case's triplet step (target slice at ±gap from its inputs), the
+acquired volume is thinned to every (2·s)-th slice starting at each offset o = 0 … 2s−1 and up-sampled ×2 by
+``predict_volume`` at native pixels. Every output slice stands for an acquired slice of the original
+volume: the thinned inputs (their masks average Ŷ1/Ŷ3 of the neighbouring pairs) and the synthesised
+slices (image and Ŷ2). Across the 2s offsets every interior acquired slice is synthesised once, so the
+figures rest on (almost) every slice of every test volume, not on one thinning.
+
+Interpolation, per synthesised slice k (inputs k−s and k+s), each image scaled to [0, 1] with the
+checkpoint's normaliser fitted on the two inputs (clipped, as in training): PSNR, SSIM and EdgeSSIM of the
+model, of linear interpolation (X(k−s)+X(k+s))/2, of Catmull-Rom cubic where k±3s exist (else it is the
+linear value; ``cubic_support`` counts the slices with true cubic support), and of the flow midpoint
+when asked for. For CT (``ct_window``) also the mean absolute error in HU over the pixels whose true value
+lies outside the window (where [0, 1] metrics are blind), for model and linear.
+
+Segmentation: Dice, IoU, Precision, Recall pooled over every output slice of every offset (TP/FP/FN
+summed), and separately over input and synthesised slices; HD95 and surface Dice per (case, offset)
+volume, averaged over the offsets. With exactly one empty mask HD95 is undefined and reported as NaN.
+
+Native caches read the cached arrays (exact int16 HU for CT); resized caches re-read the original files.
+Caches built with ``protocol="resampled"`` are skipped (their targets are not acquired slices).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +35,24 @@ import numpy as np
 from tascmt.evaluation import metrics as M
 from tascmt.evaluation.folders import surface_metrics
 
+#: Image metrics computed for every method on each synthesised slice.
+IMAGE_METRICS = ("psnr", "ssim", "edge_ssim")
+PROTOCOL = ("every 2·step-th acquired slice as input at each offset 0…2·step−1, ×2 by predict_volume at "
+            "native resolution; every output slice vs the acquired slice it stands for")
 
-def _case_arrays(info: dict[str, Any], params: dict[str, Any], case_id: str):
-    """(image (n, X, Y), label (n, X, Y) bool, spacing of (X, Y) in mm, dz) of one cached case."""
+
+def _case_arrays(info: dict[str, Any], params: dict[str, Any], case_id: str, root: Path):
+    """(image (n, X, Y), foreground (n, X, Y) bool, in-plane spacing (mm), dz) of one case."""
+    inplane_kind = (params.get("inplane") or {}).get("kind", "pad_resize")
+    if inplane_kind == "native":
+        from tascmt.data.cache import case_files
+
+        img_rel, seg_rel = case_files(case_id)
+        img = np.load(root / img_rel, mmap_mode="r")  # (n, X, Y) int16 HU or float32
+        fg = np.load(root / seg_rel, mmap_mode="r") > 0  # (n, X, Y)
+        spacing = info.get("pixel_spacing") or [s for i, s in enumerate(info["spacing"])
+                                                if i != int(info["slice_axis"])]
+        return img, fg, tuple(float(s) for s in spacing), float(info["dz"])
     from tascmt.io import load_volume
 
     vol = load_volume(info["image"], info["label"], modality=params.get("modality"), case_id=case_id)
@@ -37,50 +65,83 @@ def _case_arrays(info: dict[str, Any], params: dict[str, Any], case_id: str):
     return img, fg, inplane, float(vol.spacing[axis])
 
 
-def _interp_psnr(pred: np.ndarray, img: np.ndarray, originals: np.ndarray, normalizer) -> tuple[float, float]:
-    """Mean PSNR of the synthesised slices (odd outputs) and of linear interpolation, on [0, 1] scales."""
-    model_vals, linear_vals = [], []
-    for j in range(1, len(originals), 2):
-        x1, x2, x3 = img[originals[j - 1]], img[originals[j]], img[originals[j + 1]]
-        p = normalizer.fit(x1, x3)
-        gt = normalizer.apply(x2, p)
-        model_vals.append(M.psnr(normalizer.apply(pred[j], p), gt))
-        linear_vals.append(M.psnr(0.5 * (normalizer.apply(x1, p) + normalizer.apply(x3, p)), gt))
-    return float(np.mean(model_vals)), float(np.mean(linear_vals))
+def _image_scores(pred01: np.ndarray, gt01: np.ndarray) -> dict[str, float]:
+    return {"psnr": M.psnr(pred01, gt01), "ssim": M.ssim(pred01, gt01),
+            "edge_ssim": M.edge_ssim(pred01, gt01)}
 
 
-def _overlap(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    return {k: v for k, v in M.aggregate_counts(M.confusion(pred, gt)).items()
-            if k in ("dice", "iou", "precision", "recall")}
+class _Pool:
+    """Sums of per-slice image metrics per method, and pooled segmentation counts."""
+
+    def __init__(self) -> None:
+        self.img: dict[str, list[float]] = {}
+        self.counts: dict[str, list[dict[str, int]]] = {}
+        self.surface: list[tuple[float, float]] = []
+
+    def add_img(self, method: str, scores: dict[str, float]) -> None:
+        for k, v in scores.items():
+            self.img.setdefault(f"{method}.{k}", []).append(v)
+
+    def add_counts(self, key: str, pred: np.ndarray, gt: np.ndarray) -> None:
+        self.counts.setdefault(key, []).append(M.confusion(pred, gt))
+
+    def means(self) -> dict[str, float]:
+        out = {}
+        for k, vals in self.img.items():
+            finite = [v for v in vals if math.isfinite(v)]
+            out[k] = float(np.mean(finite)) if finite else math.nan
+        return out
+
+
+def _overlap(counts) -> dict[str, float]:
+    return {k: float(v) for k, v in M.aggregate_counts(counts).items() if k in ("dice", "iou", "precision",
+                                                                                  "recall")}
 
 
 def evaluate_volumes(
-    checkpoint: str | os.PathLike,
+    checkpoint: Any,
     cache_dir: str | os.PathLike,
     split: str = "test",
     device: str = "cpu",
     batch_size: int = 8,
     tolerance_mm: float = 1.0,
     max_cases: int | None = None,
+    offsets: str = "all",
+    flow: bool = False,
+    reformat_case: str | None = None,
 ) -> dict[str, Any]:
-    """Whole-volume metrics per case of ``split`` (see the module docstring).
+    """Whole-volume metrics per case of ``split`` at native resolution (see the module docstring).
 
+    Args:
+        checkpoint: checkpoint path or a :class:`tascmt.inference.Predictor`.
+        cache_dir: the prepared cache whose split is evaluated.
+        offsets: ``"all"`` (every thinning offset, default) or ``"first"`` (offset 0 only; quicker).
+        flow: also score the flow-midpoint reference (TV-L1 optical flow; slow on large slices).
+        reformat_case: case whose offset-0 output volumes are returned under ``"reformat"`` (for figures);
+            None returns none.
     Returns:
-        ``{"protocol", "cases": {case: metrics}, "mean": {metric: mean over cases}, "skipped": {case:
-        reason}}``; metrics are ``dice, iou, precision, recall, hd95_mm, surface_dice, dice_inputs,
-        dice_synth, n_slices`` (segmentation) and ``psnr_synth, linear_psnr_synth`` (interpolation).
+        ``{"protocol", "cases": {case: metrics}, "mean": {metric: mean over cases}, "pooled": {...},
+        "skipped": {case: reason}, "n_synth": total synthesised slices}``. Per-case metrics:
+        ``psnr_synth``, ``ssim_synth``, ``edge_ssim_synth`` (model) and the same with prefixes ``linear_``,
+        ``cubic_`` (and ``flow_``); ``hu_mae_out_model`` / ``hu_mae_out_linear`` (CT); ``dice``, ``iou``,
+        ``precision``, ``recall`` (pooled over all output slices), ``dice_inputs``, ``dice_synth``,
+        ``hd95_mm``, ``surface_dice`` (mean over offsets), ``n_synth``, ``n_offsets``.
     """
-    import warnings
-
     from tascmt.data.cache import Manifest
     from tascmt.inference import Predictor, SpacingWarning, predict_volume
 
+    if offsets not in ("all", "first"):
+        raise ValueError(f"offsets must be 'all' or 'first', got {offsets!r}")
     manifest = Manifest.load(cache_dir)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device)
+    predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor.from_checkpoint(checkpoint,
+                                                                                               device=device)
+    norm = predictor.normalizer
+    window = (norm.lo, norm.hi) if getattr(norm, "name", "") == "ct_window" else None
     tasks = tuple(predictor.tasks)
     outputs = tuple(o for o, t in (("image", "interp"), ("mask", "seg")) if t in tasks)
     cases: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
+    reformat: dict[str, Any] | None = None
     protocol = manifest.params.get("protocol", "acquired")
     ids = sorted(c for c, info in manifest.cases.items() if info.get("split") == split)
     if max_cases is not None:
@@ -93,41 +154,101 @@ def evaluate_volumes(
         if info.get("excluded") or not info.get("step"):
             skipped[cid] = f"excluded from the cache ({info.get('excluded', 'no triplets')})"
             continue
-        img, fg, inplane, dz = _case_arrays(info, manifest.params, cid)
+        img, fg, inplane, dz = _case_arrays(info, manifest.params, cid, Path(cache_dir))
         step = int(info["step"])
-        inputs = np.arange(0, img.shape[0], 2 * step)
-        if len(inputs) < 2:
-            skipped[cid] = f"{img.shape[0]} slices: fewer than 2 inputs at stride {2 * step}"
+        n = img.shape[0]
+        pool = _Pool()
+        hu_err: dict[str, list[float]] = {"model": [], "linear": []}
+        n_synth = n_cubic = 0
+        offs = range(2 * step) if offsets == "all" else range(1)
+        used = 0
+        for o in offs:
+            inputs = np.arange(o, n, 2 * step)
+            if len(inputs) < 2:
+                continue
+            used += 1
+            originals = np.arange(o, int(inputs[-1]) + 1, step)  # acquired slices the output stands for
+            thick = np.moveaxis(np.asarray(img[inputs], dtype=np.float32), 0, 2)  # (X, Y, m)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SpacingWarning)  # thinned spacing = 2·gap by construction
+                res = predict_volume(thick, (*inplane, dz * 2 * step), model=predictor, factor=2,
+                                     slice_axis=2, batch_size=batch_size, device=device, progress=False,
+                                     outputs=outputs)
+            if res.mask is not None:
+                pred = np.moveaxis(res.mask, 2, 0) > 0  # (N, X, Y)
+                gt = np.asarray(fg[originals])  # (N, X, Y)
+                pool.add_counts("all", pred, gt)
+                pool.add_counts("inputs", pred[0::2], gt[0::2])
+                pool.add_counts("synth", pred[1::2], gt[1::2])
+                pool.surface.append(surface_metrics(pred, gt, (dz * step, *inplane), tolerance_mm))
+            pred_img = None if res.image is None else np.moveaxis(res.image, 2, 0)  # (N, X, Y)
+            if pred_img is not None:
+                for j in range(1, len(originals), 2):
+                    k = int(originals[j])
+                    x1, x2, x3 = (np.asarray(img[i], dtype=np.float32) for i in (k - step, k, k + step))
+                    p = norm.fit(x1, x3)
+                    gt01 = norm.apply(x2, p)
+                    linear = 0.5 * (x1 + x3)
+                    pool.add_img("model", _image_scores(norm.apply(pred_img[j], p), gt01))
+                    pool.add_img("linear", _image_scores(norm.apply(linear, p), gt01))
+                    from tascmt.models.baselines.classical import cubic_middle, has_cubic_support
+
+                    cub = cubic_middle(img, k, step).astype(np.float32)
+                    n_cubic += int(has_cubic_support(n, k, step))
+                    pool.add_img("cubic", _image_scores(norm.apply(cub, p), gt01))
+                    if flow:
+                        from tascmt.data.flow import flow_midpoint
+
+                        fm = flow_midpoint(x1, x3).image
+                        pool.add_img("flow", _image_scores(norm.apply(fm, p), gt01))
+                    if window is not None:
+                        out = (x2 < window[0]) | (x2 > window[1])
+                        if out.any():
+                            hu_err["model"].append(float(np.abs(pred_img[j] - x2)[out].mean()))
+                            hu_err["linear"].append(float(np.abs(linear - x2)[out].mean()))
+                    n_synth += 1
+            if reformat_case == cid and reformat is None:
+                reformat = {"case_id": cid, "offset": o, "originals": originals.tolist(), "step": step,
+                            "truth": np.asarray(img[originals], dtype=np.float32),
+                            "model": pred_img, "inputs_every": 2,
+                            "spacing": (dz * step, *inplane)}
+        if not used:
+            skipped[cid] = f"{n} slices: fewer than 2 inputs at stride {2 * step}"
             continue
-        originals = np.arange(0, int(inputs[-1]) + 1, step)  # the acquired slices the output stands for
-        thick = np.moveaxis(img[inputs], 0, 2)  # (X, Y, m)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SpacingWarning)  # the thinned spacing is 2·gap by construction
-            res = predict_volume(thick, (*inplane, dz * 2 * step), predictor, factor=2, slice_axis=2,
-                                 batch_size=batch_size, device=device, progress=False, outputs=outputs)
-        entry: dict[str, Any] = {"n_slices": len(originals), "n_inputs": len(inputs),
-                                 "step": step}
-        if res.mask is not None:
-            pred = np.moveaxis(res.mask, 2, 0) > 0  # (N, X, Y)
-            gt = fg[originals]  # (N, X, Y)
-            entry.update(_overlap(pred, gt))
-            entry["dice_inputs"] = _overlap(pred[0::2], gt[0::2])["dice"]
-            entry["dice_synth"] = _overlap(pred[1::2], gt[1::2])["dice"]
-            hd, nsd = surface_metrics(pred, gt, (dz * step, *inplane), tolerance_mm)
-            entry["hd95_mm"], entry["surface_dice"] = hd, nsd
-        if res.image is not None:
-            pred_img = np.moveaxis(res.image, 2, 0)  # (N, X, Y)
-            entry["psnr_synth"], entry["linear_psnr_synth"] = _interp_psnr(
-                pred_img, img, originals, predictor.normalizer)
+        entry: dict[str, Any] = {"n_slices": int(n), "step": step, "n_offsets": used, "n_synth": n_synth}
+        means = pool.means()
+        for method in ("model", "linear", "cubic", "flow"):
+            prefix = "" if method == "model" else f"{method}_"
+            for m in IMAGE_METRICS:
+                if f"{method}.{m}" in means:
+                    entry[f"{prefix}{m}_synth"] = means[f"{method}.{m}"]
+        if n_synth:
+            entry["cubic_support"] = n_cubic
+        for k, vals in hu_err.items():
+            if vals:
+                entry[f"hu_mae_out_{k}"] = float(np.mean(vals))
+        if pool.counts:
+            entry.update(_overlap(pool.counts["all"]))
+            entry["dice_inputs"] = _overlap(pool.counts["inputs"])["dice"]
+            entry["dice_synth"] = _overlap(pool.counts["synth"])["dice"]
+            hds = [h for h, _ in pool.surface]
+            nsd = [s for _, s in pool.surface]
+            entry["hd95_mm"] = float(np.mean(hds)) if all(math.isfinite(h) for h in hds) else math.nan
+            entry["surface_dice"] = float(np.nanmean(nsd)) if any(math.isfinite(s) for s in nsd) else math.nan
         cases[cid] = entry
-    keys = sorted({k for e in cases.values() for k in e if k not in ("n_slices", "n_inputs", "step")})
+    keys = sorted({k for e in cases.values() for k in e if k not in ("n_slices", "n_offsets", "step")})
     mean = {}
     for k in keys:
-        vals = [e[k] for e in cases.values() if isinstance(e.get(k), float) and math.isfinite(e[k])]
+        vals = [float(e[k]) for e in cases.values()
+                if isinstance(e.get(k), int | float) and math.isfinite(e[k])]
         mean[k] = float(np.mean(vals)) if vals else None
-    return {
-        "protocol": "every 2·step-th acquired slice as input, ×2 by predict_volume, all outputs vs acquired "
-                    "slices (offset 0)",
+    result = {
+        "protocol": PROTOCOL, "resolution": "native", "offsets": offsets,
         "surface_tolerance_mm": tolerance_mm, "cases": cases, "mean": mean, "skipped": skipped,
-        "checkpoint": str(Path(checkpoint)),
+        "n_synth": int(sum(e.get("n_synth", 0) for e in cases.values())),
+        "checkpoint": str(getattr(predictor, "source", checkpoint)),
+        "inplane": getattr(predictor.inplane, "kind", None),
     }
+    if reformat is not None:
+        result["reformat"] = reformat
+    return result

@@ -166,7 +166,7 @@ def predict_files(
         t0 = time.perf_counter()
         res = predict_volume(
             vol,
-            model_or_checkpoint=predictor,
+            model=predictor,
             factor=factor,
             target_spacing=target_spacing,
             slice_axis=slice_axis,

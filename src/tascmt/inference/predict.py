@@ -14,11 +14,17 @@ new slices. Probabilities above 0.5 become the label value (1, or the checkpoint
 
 Deeper levels run the model at half, a quarter, ... of the gap it was trained for; only the input's
 spacing is compared with the checkpoint's ``gap_mm`` (a warning when 2·gap_mm is off by more than the
-tolerance). In-plane, every slice goes through the checkpoint's policy (pad to a square, resize to the model
-size, and back: resize-and-restore); tiling is not implemented.
+tolerance), and the in-plane pixel spacing with the training data's (a warning beyond 10 %). In-plane, a
+``native`` checkpoint runs overlapping S×S tiles at the slices' own pixels and blends them
+(:mod:`tascmt.inference.tiling`); a ``pad_resize`` checkpoint (the paper's protocol) resizes every slice to
+the model size and back.
 
 Memory. Pairs go through the model in batches of ``batch_size`` and results are written straight into
-preallocated outputs, so memory beyond the output arrays does not grow with the number of slices.
+preallocated outputs, so memory beyond the output arrays does not grow with the number of slices: the
+peak is the output arrays plus one batch of pairs and their tiles.
+
+Nothing non-finite is returned: a model whose outputs contain NaN or Inf (e.g. damaged weights) raises
+:class:`tascmt.errors.CheckpointError` before anything can be written.
 """
 
 from __future__ import annotations
@@ -31,15 +37,19 @@ from typing import Any
 
 import numpy as np
 
-from tascmt.errors import InputError
+from tascmt.errors import CheckpointError, InputError
 from tascmt.inference.factors import n_output_slices, resolve_factor
 from tascmt.inference.predictor import Predictor
 
 OUTPUTS = ("image", "mask")
 
 
+#: Relative difference of in-plane pixel spacing (input vs training data) above which predict warns.
+PIXEL_SPACING_TOL = 0.10
+
+
 class SpacingWarning(UserWarning):
-    """The input's slice spacing differs from the spacing the checkpoint was trained for."""
+    """The input's slice or pixel spacing differs from the spacing the checkpoint was trained for."""
 
 
 @dataclass
@@ -54,6 +64,9 @@ class PredictionResult:
         factor: the up-sampling factor used.
         slice_axis: the axis that was up-sampled.
         seconds: wall time of the prediction.
+        affine: canonical (RAS) voxel-to-world affine of the outputs when the input was a
+            :class:`tascmt.io.Volume` (slice axis scaled by 1/factor, voxel 0 in place); None for arrays.
+        source: the input Volume (for :meth:`save`), None for arrays.
     """
 
     image: np.ndarray | None
@@ -63,18 +76,41 @@ class PredictionResult:
     factor: int
     slice_axis: int = 2
     seconds: float = 0.0
+    affine: np.ndarray | None = None
+    source: Any = None
 
     @property
     def n_slices(self) -> int:
         arr = self.image if self.image is not None else self.mask
         return int(arr.shape[self.slice_axis])
 
+    def save(self, image: str | Path | None = None, mask: str | Path | None = None,
+             probabilities: str | Path | None = None) -> list[Path]:
+        """Write the outputs as NIfTI in the input's original orientation and header, with the up-sampled
+        affine (qform and sform each scaled along the slice axis); each file is written atomically and never
+        over the input. Needs a result of a :class:`tascmt.io.Volume` input (``load_volume``)."""
+        from tascmt.io.save import save_like
+
+        if self.source is None or self.affine is None:
+            raise ValueError("save() needs a prediction of a Volume (tascmt.io.load_volume); for an array "
+                             "input, write result.image with your own affine")
+        written = []
+        for path, arr, dtype in ((image, self.image, np.float32), (mask, self.mask, np.uint8),
+                                 (probabilities, self.probabilities, np.float32)):
+            if path is None:
+                continue
+            if arr is None:
+                raise ValueError(f"no output to write to {path} (it was not asked for)")
+            save_like(arr, self.source, path, affine=self.affine, dtype=dtype)
+            written.append(Path(path))
+        return written
+
 
 def predict_volume(
     volume: Any,
     spacing: Any = None,
-    model_or_checkpoint: Any = None,
-    *,
+    *args: Any,
+    model: Any = None,
     factor: int | None = None,
     target_spacing: float | None = None,
     slice_axis: int | None = None,
@@ -84,6 +120,9 @@ def predict_volume(
     progress: bool = True,
     outputs: tuple[str, ...] | list[str] = OUTPUTS,
     gap_tol_mm: float = 0.25,
+    tile_overlap: float | None = None,
+    tile_batch: int | None = None,
+    model_or_checkpoint: Any = None,
 ) -> PredictionResult:
     """Up-sample a volume along its slice axis and segment every output slice.
 
@@ -91,8 +130,9 @@ def predict_volume(
         volume: a :class:`tascmt.io.Volume` (canonical RAS, from ``load_volume``) or an (X, Y, Z) array in
             intensity units (HU for CT).
         spacing: voxel sizes in mm of an array input (ignored for a Volume, which carries its own).
-        model_or_checkpoint: checkpoint path, a :class:`Predictor`, a ``(model, meta)`` pair as returned by
-            ``load_model``, or a bare model (then ``meta`` defaults apply and it must carry an in-plane size).
+        model: (keyword only) checkpoint path, a :class:`Predictor`, a ``(model, meta)`` pair as returned by
+            ``load_model``, or a bare model (then ``meta`` defaults apply and it must carry an in-plane
+            size). A Predictor given here is never modified (options apply to a copy).
         factor: power of two ≥ 2 (default 2); ``target_spacing`` (mm) instead picks the smallest power of
             two f ≥ 2 with slice spacing / f ≤ target.
         slice_axis: the canonical axis to up-sample; default: the axis the checkpoint's training data was
@@ -104,22 +144,30 @@ def predict_volume(
         progress: show a progress bar over slice pairs.
         outputs: which of "image", "mask" to produce (single-task checkpoints can produce one only).
         gap_tol_mm: warn when the slice spacing differs from 2·gap_mm of the checkpoint by more than this.
+        tile_overlap: fraction of a tile shared with its neighbour (native checkpoints; default 0.5).
+        tile_batch: tiles per model call (native checkpoints; default 8).
+        model_or_checkpoint: the old name of ``model``.
 
     Returns:
         :class:`PredictionResult`.
     """
     t0 = time.perf_counter()
-    if model_or_checkpoint is None and _looks_like_model(spacing):
-        spacing, model_or_checkpoint = None, spacing
-    if model_or_checkpoint is None:
-        raise TypeError("predict_volume() needs model_or_checkpoint (a checkpoint path or a Predictor)")
+    if args or (model is None and model_or_checkpoint is None and _looks_like_model(spacing)):
+        raise TypeError("predict_volume() takes the model by keyword: write predict_volume(volume, spacing, "
+                        "model=CHECKPOINT_OR_PREDICTOR, ...) (for a Volume the spacing can be left out)")
+    model = model if model is not None else model_or_checkpoint
+    if model is None:
+        raise TypeError("predict_volume() needs model= (a checkpoint path or a Predictor)")
     image, spacing, name, modality = _unpack(volume, spacing)
     outputs = tuple(outputs)
     if not outputs or not set(outputs) <= set(OUTPUTS):
         raise ValueError(f"outputs must be a non-empty subset of {OUTPUTS}, got {outputs!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    predictor = as_predictor(model_or_checkpoint, device=device)
+    predictor = as_predictor(model, device=device)
+    opts = {k: v for k, v in (("tile_overlap", tile_overlap), ("tile_batch", tile_batch)) if v is not None}
+    if opts:
+        predictor = predictor.with_options(**opts)
 
     axis = _slice_axis(spacing, slice_axis if slice_axis is not None else predictor.slice_axis)
     stack = np.moveaxis(image, axis, 0)  # (n, X, Y) view
@@ -133,6 +181,8 @@ def predict_volume(
     if "mask" not in outputs:
         return_probabilities = False
     _warn_mismatch(predictor, dz, modality, name, gap_tol_mm)
+    if spacing is not None:
+        _warn_pixel_spacing(predictor, tuple(s for i, s in enumerate(spacing) if i != axis), name)
 
     img, msk, prob = _predict_stack(
         stack, predictor, f, outputs, return_probabilities, batch_size, progress, name
@@ -145,6 +195,11 @@ def predict_volume(
     def back(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.moveaxis(a, 0, axis)  # (N, X, Y) → the input's axis order
 
+    affine = None
+    if hasattr(volume, "affine") and hasattr(volume, "image"):
+        from tascmt.io.orientation import upsampled_affine
+
+        affine = upsampled_affine(volume.affine, axis, f)
     return PredictionResult(
         image=back(img) if "image" in outputs else None,
         mask=back(msk),
@@ -153,15 +208,16 @@ def predict_volume(
         factor=f,
         slice_axis=axis,
         seconds=time.perf_counter() - t0,
+        affine=affine,
+        source=volume if affine is not None else None,
     )
 
 
 def as_predictor(obj: Any, device: str = "cpu") -> Predictor:
     """A :class:`Predictor` from a checkpoint path, a Predictor, a ``(model, meta)`` pair or a model."""
     if isinstance(obj, Predictor):
-        if device != "cpu" and obj.device != device:  # an explicit accelerator request moves the model
-            obj.device = device
-            obj.__post_init__()
+        if device != "cpu" and obj.device != device:  # an explicit accelerator request: a moved copy
+            return obj.with_options(device=device)
         return obj
     if isinstance(obj, str | Path):
         return Predictor.from_checkpoint(obj, device=device)
@@ -220,6 +276,7 @@ def _predict_stack(
                     mask=want_mask,
                     side_probs=want_mask and first,
                 )
+                _check_finite(out, predictor.source)
                 for j, lo in enumerate(lo_idx):
                     mid = lo + s // 2
                     if out.image is not None:
@@ -274,6 +331,29 @@ def _slice_axis(spacing: tuple[float, float, float] | None, slice_axis: int | No
     from tascmt.data.triplets import slice_axis as pick
 
     return int(pick(spacing))
+
+
+def _check_finite(out: Any, source: str) -> None:
+    """Refuse outputs with NaN or Inf (damaged weights) before anything is written."""
+    named = (("image", out.image), ("mask probabilities", out.p_mid), ("mask probabilities", out.p_lo),
+             ("mask probabilities", out.p_hi))
+    for what, arr in named:
+        if arr is not None and not np.isfinite(arr).all():
+            raise CheckpointError(f"{source}: the model produced non-finite {what} (NaN or Inf); its weights "
+                                  "are probably damaged — nothing was written")
+
+
+def _warn_pixel_spacing(predictor: Predictor, inplane: tuple[float, ...], name: str) -> None:
+    trained = getattr(predictor, "pixel_spacing", None)
+    if not trained or getattr(predictor.inplane, "kind", None) != "native":
+        return
+    rel = max(abs(a - b) / b for a, b in zip(inplane, trained))
+    if rel > PIXEL_SPACING_TOL:
+        warnings.warn(
+            f"{name}: in-plane pixel spacing {' × '.join(f'{v:.3g}' for v in inplane)} mm differs from the "
+            f"{' × '.join(f'{v:.3g}' for v in trained)} mm of the checkpoint's training data by "
+            f"{100 * rel:.0f} % (more than {100 * PIXEL_SPACING_TOL:.0f} %): the model sees structures at "
+            "another scale than it learnt", SpacingWarning, stacklevel=3)
 
 
 def _warn_mismatch(

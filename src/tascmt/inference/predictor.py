@@ -1,14 +1,21 @@
 """A trained model together with everything ``predict`` needs to apply it exactly as in training.
 
-A :class:`Predictor` bundles the model, the checkpoint's normalisation strategy (fitted on the two input
-slices of every pair, never on anything else), its in-plane policy (resize to the model size and back), the
-inter-slice gap it was trained for, and the label value written for foreground. ``run_pairs`` maps a batch
-of slice pairs in intensity units to the synthesised middle slices (intensity units) and the foreground
-probabilities of all three slices of each triplet, in the slices' own in-plane size.
+A :class:`Predictor` bundles the model, the checkpoint's normalisation strategy (fitted on the two whole
+input slices of every pair, at native resolution, never on anything else — as in training), its in-plane
+policy, the inter-slice gap and pixel spacing it was trained at, and the label value written for foreground.
+``run_pairs`` maps a batch of slice pairs in intensity units to the synthesised middle slices (intensity
+units) and the foreground probabilities of all three slices of each triplet, in the slices' own in-plane
+size.
+
+In-plane policies: ``native`` (the default of new checkpoints) runs the model on overlapping S×S tiles at
+native pixels and blends them (:mod:`tascmt.inference.tiling`); the blended correction of a residual model
+is added to the full-resolution linear average in intensity units. ``pad_resize`` (the paper's protocol,
+and every checkpoint written before native tiles existed) resizes each slice to the model size and back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,7 @@ import numpy as np
 import torch
 
 from tascmt.errors import CheckpointError, ConfigError, InputError
+from tascmt.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_BATCH, tiled_outputs
 from tascmt.utils.device import resolve_device
 
 #: Smallest in-plane size (voxels per axis) that prediction accepts.
@@ -60,6 +68,10 @@ class Predictor:
         modality: modality the checkpoint was trained on ("CT", "MRI"), if recorded.
         slice_axis: the canonical slice axis the training data was prepared with when it was set explicitly
             (``tascmt prepare --slice-axis``); None when the spacing rule chose it.
+        pixel_spacing: in-plane pixel spacing (mm) of the training data (native policy), if recorded.
+        tile_overlap: fraction of a tile shared with its neighbour (native policy).
+        tile_batch: tiles per model call (native policy).
+        autocast_dtype: None (fp32, default) or a dtype to autocast the model with (e.g. bfloat16).
     """
 
     model: Any
@@ -72,6 +84,10 @@ class Predictor:
     device: str = "cpu"
     modality: str | None = None
     slice_axis: int | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    tile_overlap: float = DEFAULT_OVERLAP
+    tile_batch: int = DEFAULT_TILE_BATCH
+    autocast_dtype: Any = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -125,7 +141,13 @@ class Predictor:
             device=device,
             modality=extra.get("modality"),
             slice_axis=extra.get("slice_axis"),
+            pixel_spacing=_pixel_spacing(extra.get("pixel_spacing")),
         )
+
+    def with_options(self, **changes: Any) -> Predictor:
+        """A copy with some fields changed (e.g. ``tile_overlap``, ``device``); ``self`` is not modified."""
+        changes = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        return dataclasses.replace(self, **changes) if changes else self
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)
@@ -135,6 +157,10 @@ class Predictor:
             )
         if not callable(getattr(self.model, "predict", None)):
             raise CheckpointError(f"{self.source}: model {type(self.model).__name__} has no predict(x)")
+        if not 0.0 <= float(self.tile_overlap) < 1.0:
+            raise ConfigError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
+        if int(self.tile_batch) < 1:
+            raise ConfigError(f"tile batch must be >= 1, got {self.tile_batch}")
         if not 1 <= int(self.label_id) <= 255:
             raise CheckpointError(f"{self.source}: label id {self.label_id} does not fit a uint8 mask")
         self.device = resolve_device(self.device)
@@ -210,6 +236,8 @@ class Predictor:
         for j, p in enumerate(params):
             pairs[j, 0] = self.normalizer.apply(lo[j], p)
             pairs[j, 1] = self.normalizer.apply(hi[j], p)
+        if getattr(self.inplane, "kind", None) == "native":
+            return self._run_tiled(lo, hi, pairs, params, image, mask, side_probs)
         model_in = self.inplane.forward(pairs.reshape(2 * b, x, y), is_mask=False)  # (2B, S, S)
         size = model_in.shape[-1]
         batch = torch.from_numpy(np.ascontiguousarray(model_in, np.float32).reshape(b, 2, size, size))
@@ -231,6 +259,33 @@ class Predictor:
                 p_lo, p_mid, p_hi = allp[:, 0], allp[:, 1], allp[:, 2]
             else:
                 p_mid = self._probs_back(seg[:, 1], (x, y))
+        return PairOutput(img_out, p_mid, p_lo, p_hi)
+
+    def _run_tiled(self, lo: np.ndarray, hi: np.ndarray, pairs: np.ndarray, params: list, image: bool,
+                   mask: bool, side_probs: bool) -> PairOutput:
+        """Native policy: blended S×S tiles; residual corrections added to the full-resolution linear average
+        in intensity units (so a zero correction returns exactly (lo + hi) / 2, values outside the
+        normalisation window included)."""
+        b, x, y = lo.shape
+        out = tiled_outputs(self.model, pairs, tile=int(self.inplane.size), overlap=float(self.tile_overlap),
+                            tile_batch=int(self.tile_batch), image=image, mask=mask, device=self.device,
+                            autocast_dtype=self.autocast_dtype)
+        img_out = None
+        if image:
+            img_out = np.empty((b, x, y), np.float32)
+            for j, p in enumerate(params):
+                if out.residual:
+                    scale = 0.0 if p.constant else float(p.hi - p.lo)  # normalised units → intensity units
+                    linear = 0.5 * (lo[j].astype(np.float32) + hi[j].astype(np.float32))  # (X, Y)
+                    img_out[j] = linear + scale * out.interp[j]
+                else:  # the paper's direct head: the blended frame, clipped to the normalisation window
+                    img_out[j] = self.normalizer.invert(np.clip(out.interp[j], 0.0, 1.0), p)
+        p_mid = p_lo = p_hi = None
+        if mask:
+            seg = out.seg  # (B, 3, X, Y)
+            p_mid = seg[:, 1]
+            if side_probs:
+                p_lo, p_hi = seg[:, 0], seg[:, 2]
         return PairOutput(img_out, p_mid, p_lo, p_hi)
 
     def _probs_back(self, probs: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -274,6 +329,14 @@ def _inplane_from_dict(d: Any, model: Any) -> Any:
     if isinstance(d, InplanePolicy):
         return d
     return InplanePolicy.from_dict(d)
+
+
+def _pixel_spacing(value: Any) -> tuple[float, float] | None:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return (a, b) if a > 0 and b > 0 else None
 
 
 def _label_id(extra: dict) -> int:

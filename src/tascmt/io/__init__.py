@@ -2,39 +2,53 @@
 
 Every volume is reoriented to canonical RAS+ on reading and written back in its original orientation.
 Bad input raises :class:`tascmt.errors.InputError` naming the file and the problem.
+
+The names below are loaded on first use: the readers and writers need nibabel and SimpleITK, while parts
+of this package (``through_plane_axis``, the affine helpers) serve the data stage and inference on arrays,
+which must import on machines without those libraries.
 """
 
-from tascmt.io.checks import check_image_values, geometry_difference, label_to_uint8
-from tascmt.io.dicom import read_dicom_series
-from tascmt.io.load import load_volume, read_geometry, read_image
-from tascmt.io.nifti import MAX_VOXELS, case_id_from_path, load_nifti
-from tascmt.io.orientation import check_affine, upsampled_affine, voxel_spacing
-from tascmt.io.save import save_like, to_original
-from tascmt.io.task import CaseRef, Task, read_task
-from tascmt.io.verify import through_plane_axis, verify_case, verify_task
-from tascmt.io.volume import Volume
+from __future__ import annotations
 
-__all__ = [
-    "MAX_VOXELS",
-    "CaseRef",
-    "Task",
-    "Volume",
-    "case_id_from_path",
-    "check_affine",
-    "check_image_values",
-    "geometry_difference",
-    "label_to_uint8",
-    "load_nifti",
-    "load_volume",
-    "read_dicom_series",
-    "read_geometry",
-    "read_image",
-    "read_task",
-    "save_like",
-    "through_plane_axis",
-    "to_original",
-    "upsampled_affine",
-    "verify_case",
-    "verify_task",
-    "voxel_spacing",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "check_image_values": "checks",
+    "geometry_difference": "checks",
+    "label_to_uint8": "checks",
+    "read_dicom_series": "dicom",
+    "load_volume": "load",
+    "read_geometry": "load",
+    "read_image": "load",
+    "MAX_VOXELS": "nifti",
+    "case_id_from_path": "nifti",
+    "load_nifti": "nifti",
+    "check_affine": "orientation",
+    "upsampled_affine": "orientation",
+    "voxel_spacing": "orientation",
+    "save_like": "save",
+    "to_original": "save",
+    "CaseRef": "task",
+    "Task": "task",
+    "read_task": "task",
+    "through_plane_axis": "verify",
+    "verify_case": "verify",
+    "verify_task": "verify",
+    "Volume": "volume",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tascmt.io' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tascmt.io.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

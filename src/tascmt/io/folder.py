@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tascmt.errors import InputError
 from tascmt.io.nifti import case_id_from_path, is_nifti_path
-from tascmt.io.task import CaseRef, Task
+from tascmt.io.task_types import CaseRef, Task
 
 DIR_PAIRS = (("images", "labels"), ("imagesTr", "labelsTr"))
 IMAGE_SUFFIXES = ("image", "img", "vol", "volume")

@@ -14,12 +14,14 @@ An nnU-Net v2 dataset.json (``channel_names`` instead of ``modality``) is read b
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from tascmt.errors import InputError
 from tascmt.io.nifti import case_id_from_path
-from tascmt.io.task import CaseRef, Task
+from tascmt.io.nnunet import read_nnunet_task
+from tascmt.io.task_types import CaseRef, Task
 
 REQUIRED_KEYS = ("modality", "labels", "training")
 
@@ -28,10 +30,37 @@ def _is_appledouble(rel: str) -> bool:
     return Path(rel).name.startswith("._")
 
 
+def _escapes_task_folder(rel: str) -> bool:
+    """True when ``rel`` is absolute or, with ``.`` and ``..`` applied to the path string alone, leaves the
+    folder it is relative to (or names that folder itself).
+
+    The check is lexical: symbolic links are not followed, so a task whose ``imagesTr/`` links to a folder
+    elsewhere still reads, while ``../../etc/passwd`` or ``./imagesTr/../../x.nii.gz`` are refused. Both
+    ``/`` and ``\\`` count as separators, so a dataset.json written on Windows is judged the same way.
+    """
+    if rel.startswith(("/", "\\")) or PureWindowsPath(rel).drive or Path(rel).is_absolute():
+        return True
+    depth = 0
+    for part in re.split(r"[/\\]+", rel):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return depth == 0
+
+
 def _resolve(root: Path, rel, what: str, json_path: Path) -> Path:
     if not isinstance(rel, str) or not rel:
         raise InputError(f"{what} must be a non-empty path string, got {rel!r}", path=json_path)
-    p = (root / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
+    if _escapes_task_folder(rel):
+        raise InputError(
+            f"{what} {rel!r} is not a path inside the task folder {root} (entries must be relative paths "
+            "like ./imagesTr/case.nii.gz that do not climb out of it with '..')",
+            path=json_path,
+        )
+    p = (root / rel).resolve()
     if not p.exists():
         raise InputError(f"{what} {rel!r} is listed but does not exist ({p})", path=json_path)
     return p
@@ -83,8 +112,6 @@ def read_msd_task(root: Path) -> Task:
     if not isinstance(meta, dict):
         raise InputError(f"must hold a JSON object, got {type(meta).__name__}", path=json_path)
     if "channel_names" in meta and "modality" not in meta:
-        from tascmt.io.nnunet import read_nnunet_task
-
         return read_nnunet_task(root, meta)
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tascmt.errors import InputError
-from tascmt.io.task import CaseRef, Task
+from tascmt.io.task_types import CaseRef, Task
 
 
 def _labels(meta: dict, json_path: Path) -> dict[int, str]:

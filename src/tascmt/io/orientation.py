@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from nibabel import orientations
 
 from tascmt.errors import InputError
 
@@ -51,6 +50,8 @@ def check_affine(affine: np.ndarray, path: str | Path | None = None) -> np.ndarr
 
 def canonical_ornt(affine: np.ndarray) -> np.ndarray:
     """nibabel orientation array mapping an array with ``affine`` to the closest canonical RAS+ axes."""
+    from nibabel import orientations  # lazy: the array-only helpers here must import without nibabel
+
     return orientations.io_orientation(affine)
 
 
@@ -78,6 +79,8 @@ def reorient(array: np.ndarray, affine: np.ndarray, ornt: np.ndarray) -> tuple[n
     """
     if np.array_equal(ornt, RAS_ORNT):
         return array, np.array(affine, dtype=np.float64)
+    from nibabel import orientations  # lazy, as in canonical_ornt
+
     out = orientations.apply_orientation(array, ornt)
     new_affine = np.asarray(affine, dtype=np.float64) @ orientations.inv_ornt_aff(ornt, array.shape[:3])
     return positive_copy(out), new_affine

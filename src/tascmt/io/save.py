@@ -78,6 +78,34 @@ def _check_destination(path: Path, volume: Volume) -> None:
             raise InputError(f"refusing to overwrite the input {src}; choose another output path", path=path)
 
 
+def _set_forms_for_new_grid(header, input_affine: np.ndarray, out_affine: np.ndarray) -> np.ndarray:
+    """Move the input header's qform and sform, each on its own, onto the output's voxel grid.
+
+    ``input_affine`` is the affine the input was read with (nibabel's choice: the sform when its code is
+    set, else the qform) and ``out_affine`` the output grid's affine in the same frame. The change of grid
+    is the voxel-space map ``inv(input_affine) @ out_affine`` (for an up-sampled output: the slice axis
+    scaled by 1/factor, voxel 0 kept); it is applied to each coded form, so a qform that differs from the
+    sform stays different (viewers built on ITK prefer the qform) and each keeps its own code. A form
+    whose code is 0 gets ``out_affine``; an input with neither form gets sform code 2.
+
+    Returns the affine the output will be read with (sform if coded, else qform), to build the image with.
+    """
+    grid_change = np.linalg.solve(input_affine, out_affine)  # new voxel → old voxel (file axes)
+    qform, qcode = header.get_qform(coded=True)
+    sform, scode = header.get_sform(coded=True)
+    if qcode == 0 and scode == 0:
+        scode = _FALLBACK_SFORM_CODE
+
+    def moved(form: np.ndarray | None) -> np.ndarray:
+        if form is None or np.array_equal(form, input_affine):
+            return out_affine  # the form the input was read with: exactly the requested affine
+        return np.asarray(form, dtype=np.float64) @ grid_change
+
+    header.set_qform(moved(qform), code=int(qcode))
+    header.set_sform(moved(sform), code=int(scode))
+    return header.get_best_affine()
+
+
 def save_like(
     array_canonical: np.ndarray,
     volume: Volume,
@@ -100,8 +128,9 @@ def save_like(
         dtype: output data type; default the array's (bool → uint8, int64 → int32, float64 → float32).
 
     With the volume's own shape and affine, the written header keeps the input's geometry fields
-    untouched (the read-back affine equals the input's exactly). Otherwise qform and sform are set to the
-    new affine with the input's qform/sform codes (sform code 2 if the input had neither).
+    untouched (the read-back affine equals the input's exactly). Otherwise the input's qform and sform are
+    each moved onto the new grid on their own, keeping their codes (a qform that differs from the sform
+    stays different; sform code 2 if the input had neither); a DICOM input gets both, code 1.
 
     Returns:
         ``path`` as a :class:`Path`.
@@ -137,13 +166,10 @@ def save_like(
     else:
         out_affine = original_affine_for(array_canonical.shape, check_affine(affine, path), volume)
         if "nifti_header" in volume.meta:
-            qcode, scode = int(header["qform_code"]), int(header["sform_code"])
-            if qcode == 0 and scode == 0:
-                scode = _FALLBACK_SFORM_CODE
+            out_affine = _set_forms_for_new_grid(header, np.asarray(volume.original_affine), out_affine)
         else:
-            qcode, scode = 1, 1
-        header.set_qform(out_affine, code=qcode)
-        header.set_sform(out_affine, code=scode)
+            header.set_qform(out_affine, code=1)
+            header.set_sform(out_affine, code=1)
     header.set_data_dtype(out_dtype)
     header["cal_min"], header["cal_max"] = 0.0, 0.0  # the input's display range need not fit the output
     if "nifti_header" not in volume.meta:

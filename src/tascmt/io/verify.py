@@ -7,7 +7,6 @@ from tqdm.auto import tqdm
 
 from tascmt.errors import InputError
 from tascmt.io.checks import check_label_geometry
-from tascmt.io.load import load_volume, read_geometry
 from tascmt.io.orientation import voxel_spacing
 from tascmt.io.task import CaseRef, Task
 
@@ -39,6 +38,10 @@ def verify_case(case: CaseRef, task: Task, check_values: bool = True) -> list[st
     With ``check_values`` the voxels are read (NaN/Inf, constant images, label values ⊆ ``task.labels``);
     without, only headers (readable, 3D, sane size/affine, image/label geometry).
     """
+    # Lazy: the readers need nibabel and SimpleITK, while through_plane_axis (used by the data stage and
+    # by inference on arrays) must import without them.
+    from tascmt.io.load import load_volume, read_geometry
+
     try:
         if check_values:
             vol = load_volume(case.image, case.label, modality=task.primary_modality, case_id=case.case_id)

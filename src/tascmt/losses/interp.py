@@ -26,13 +26,20 @@ class HybridInterpLoss(nn.Module):
             raise ConfigError(f"loss alpha must be in [0, 1], got {alpha!r}")
         self.alpha = float(alpha)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """pred, target: (B, 1, H, W) (any equal shapes) → scalar loss."""
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+        """pred, target: (B, 1, H, W) (any equal shapes); optional weight of the same shape in {0, 1}
+        (0 = tile padding, left out of both means) → scalar loss."""
         if pred.shape != target.shape:
             raise ValueError(f"HybridInterpLoss: pred shape {tuple(pred.shape)} != target shape "
                              f"{tuple(target.shape)}")
         target = target.clamp(0.0, 1.0)
-        return self.alpha * F.l1_loss(pred, target) + (1.0 - self.alpha) * F.mse_loss(pred, target)
+        if weight is None:
+            return self.alpha * F.l1_loss(pred, target) + (1.0 - self.alpha) * F.mse_loss(pred, target)
+        w = weight.to(pred.dtype).expand_as(pred)
+        n = w.sum().clamp_min(1.0)
+        d = pred - target
+        return (self.alpha * (d.abs() * w).sum() + (1.0 - self.alpha) * (d * d * w).sum()) / n
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"

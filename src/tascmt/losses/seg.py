@@ -1,4 +1,4 @@
-"""Segmentation loss over the three masks (Y1, Y2, Y3) of a triplet (SPEC §5)."""
+"""Segmentation loss over the three masks (Y1, Y2, Y3) of a triplet (docs/design.md §6)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from tascmt.errors import ConfigError
 SEG_LOSS_KINDS = ("bce", "dice_bce")
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
     """Soft Dice loss, one Dice per sample and frame, averaged.
 
     ``1 − (2·Σ p·t + smooth) / (Σ p + Σ t + smooth)`` with ``p = sigmoid(logits)``, sums over (H, W).
@@ -20,9 +21,12 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 
     Args:
         logits: (B, F, H, W) raw scores. target: (B, F, H, W) in {0, 1}.
+        weight: optional (B, 1, H, W) map in {0, 1}; pixels with 0 (tile padding) are left out.
     Returns: scalar, mean over B×F.
     """
     p = torch.sigmoid(logits)
+    if weight is not None:
+        p, target = p * weight, target * weight
     inter = (p * target).sum(dim=(-2, -1))  # (B, F)
     denom = p.sum(dim=(-2, -1)) + target.sum(dim=(-2, -1))  # (B, F)
     return (1.0 - (2.0 * inter + smooth) / (denom + smooth)).mean()
@@ -48,15 +52,22 @@ class SegLoss(nn.Module):
         self.kind = kind
         self.smooth = float(smooth)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """logits: (B, 3, H, W); target: (B, 3, H, W) in {0, 1} → scalar loss."""
+    def forward(self, logits: torch.Tensor, target: torch.Tensor,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+        """logits: (B, 3, H, W); target: (B, 3, H, W) in {0, 1}; optional weight (B, 1, H, W) in {0, 1}
+        (0 = padding, left out of the mean) → scalar loss."""
         if logits.shape != target.shape:
             raise ValueError(f"SegLoss: logits shape {tuple(logits.shape)} != target shape "
                              f"{tuple(target.shape)}")
         target = target.to(logits.dtype)
-        loss = F.binary_cross_entropy_with_logits(logits, target)
+        if weight is None:
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+        else:
+            w = weight.to(logits.dtype).expand_as(logits)
+            bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+            loss = (bce * w).sum() / w.sum().clamp_min(1.0)
         if self.kind == "dice_bce":
-            loss = loss + soft_dice_loss(logits, target, self.smooth)
+            loss = loss + soft_dice_loss(logits, target, self.smooth, weight)
         return loss
 
     def extra_repr(self) -> str:

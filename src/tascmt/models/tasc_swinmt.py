@@ -38,6 +38,8 @@ Single-task models (``tasc_interp``, ``tasc_seg``) have one encoder with TALA, o
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -52,12 +54,17 @@ from tascmt.models.layers import (
     check_input_size,
     init_weights,
 )
-from tascmt.models.layers.helpers import public_outputs
+from tascmt.models.layers.helpers import no_autocast, public_outputs
 from tascmt.models.mstaf import MSTAF
 from tascmt.models.registry import register_model
 from tascmt.models.tala import TALA
 
 Record = dict[str, torch.Tensor]
+
+
+def _unhalved(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when it is float16/bfloat16, else unchanged (float64 stays float64)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _block_shift(stage_shift: int, index: int, window: int) -> int:
@@ -200,28 +207,42 @@ class TascSwinMT(nn.Module):
             s = enc(x, record, "enc" if name == "shared" else f"enc_{name}")
             skips.update({t: s for t in self.tasks} if name == "shared" else {name: s})
         feats = {t: skips[t][3] for t in self.tasks}  # bottleneck (B, 8C, H/32, W/32)
-        for j in range(3):
-            # PE is applied to both branches even where they are equal (stage 1 of the shared encoder) and
-            # where Us is then discarded (ref): the reference does the same, and thop counts it.
-            u = {t: self.expands[j](feats[t]) for t in self.tasks}  # (B, C_j, 2h, 2w)
-            feats = self._fuse(j, u, {t: skips[t][2 - j] for t in self.tasks}, record)
-            feats = {t: self.blocks[j](f) for t, f in feats.items()}
-            if self.ctcis is not None:
-                sub = {} if record is not None else None
-                feats["interp"], feats["seg"] = self.ctcis[j](feats["interp"], feats["seg"], record=sub)
+        # The literal CTCI outputs an unnormalised magnitude spectrum: at 512² the decoder features reach
+        # ~1e6 after the first CTCI and ~1e9 after the third, far beyond float16's 65504. With
+        # ctci="literal" everything from the first CTCI on (its output, the later decoder stages, the
+        # heads) therefore runs in float32 with autocast off; the maths are unchanged. Before it (encoder,
+        # first decoder stage) autocast applies as usual, and without autocast nothing changes.
+        fp32_tail = self.ctcis is not None and self.config.ctci == "literal"
+        with contextlib.ExitStack() as precision:
+            for j in range(3):
+                # PE is applied to both branches even where they are equal (stage 1 of the shared encoder)
+                # and where Us is then discarded (ref): the reference does the same, and thop counts it.
+                u = {t: self.expands[j](feats[t]) for t in self.tasks}  # (B, C_j, 2h, 2w)
+                skip = {t: skips[t][2 - j] for t in self.tasks}
+                if fp32_tail and j > 0:  # encoder skips may be half precision
+                    skip = {t: _unhalved(s) for t, s in skip.items()}
+                feats = self._fuse(j, u, skip, record)
+                feats = {t: self.blocks[j](f) for t, f in feats.items()}
+                if self.ctcis is not None:
+                    sub = {} if record is not None else None
+                    if fp32_tail:  # float32 in, so the fp32 CTCI block does not cast its output back down
+                        feats = {t: _unhalved(f) for t, f in feats.items()}
+                    feats["interp"], feats["seg"] = self.ctcis[j](feats["interp"], feats["seg"], record=sub)
+                    if fp32_tail and j == 0:
+                        precision.enter_context(no_autocast(x.device.type))
+                    if record is not None:
+                        record.update({f"dec{j + 1}.ctci.{k}": v for k, v in sub.items()})
                 if record is not None:
-                    record.update({f"dec{j + 1}.ctci.{k}": v for k, v in sub.items()})
-            if record is not None:
-                record.update({f"dec{j + 1}.{t}": f for t, f in feats.items()})
-        out = {}
-        if "interp" in self.tasks:
-            r = self.heads["interp"](feats["interp"])  # (B, 1, H, W)
-            if self.config.interp_output == "direct":
-                out["interp"] = torch.sigmoid(r)
-            else:
-                out["interp"] = 0.5 * (x[:, 0:1] + x[:, 1:2]) + r
-        if "seg" in self.tasks:
-            out["seg_logits"] = self.heads["seg"](feats["seg"])  # (B, 3, H, W)
+                    record.update({f"dec{j + 1}.{t}": f for t, f in feats.items()})
+            out = {}
+            if "interp" in self.tasks:
+                r = self.heads["interp"](feats["interp"])  # (B, 1, H, W)
+                if self.config.interp_output == "direct":
+                    out["interp"] = torch.sigmoid(r)
+                else:
+                    out["interp"] = 0.5 * (x[:, 0:1] + x[:, 1:2]) + r
+            if "seg" in self.tasks:
+                out["seg_logits"] = self.heads["seg"](feats["seg"])  # (B, 3, H, W)
         return out
 
     @torch.no_grad()
@@ -230,7 +251,11 @@ class TascSwinMT(nn.Module):
 
         Does not change train/eval mode: call ``model.eval()`` first for inference.
         """
-        return public_outputs(self.forward(x))
+        return public_outputs(self.forward(x), x, self.interp_is_residual())
+
+    def interp_is_residual(self) -> bool:
+        """True with ``interp_output="residual"``: ``predict`` also returns the raw ``"interp_residual"``."""
+        return self.config.interp_output == "residual"
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters of the last layer both tasks pass through (for GradNorm): the last CTCI's gate conv,

@@ -18,6 +18,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from tascmt.errors import CheckpointError, ConfigError
 from tascmt.training.distributed import barrier
 from tascmt.training.rng import gather_rng_states, restore_rank_rng
@@ -48,6 +50,10 @@ def data_extra(cache_dir: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the cache manifest ({err})") from err
     params = manifest.get("params", manifest)
     out = {k: params[k] for k in MANIFEST_KEYS if k in params}
+    spacings = [c["pixel_spacing"] for c in (manifest.get("cases") or {}).values()
+                if isinstance(c, dict) and c.get("pixel_spacing") and c.get("split") == "train"]
+    if spacings:  # the in-plane pixel spacing the model was trained at (median over training cases)
+        out["pixel_spacing"] = [float(v) for v in np.median(np.asarray(spacings, dtype=float), axis=0)]
     if "param_hash" in manifest:
         out["cache_param_hash"] = manifest["param_hash"]
     return out

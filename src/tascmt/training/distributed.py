@@ -52,10 +52,21 @@ class DistInfo:
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """``"auto"`` → ``cuda:LOCAL_RANK`` when CUDA is available, else CPU; ``"cuda"`` without CUDA: error."""
+    """The torch device of this process for the device option ``name``.
+
+    ``"auto"`` picks CUDA when it is available, else the CPU; a CUDA request without CUDA is an error.
+    In one process ``"cuda"`` is the current CUDA device and ``"cuda:N"`` is GPU N. Under torchrun
+    (``info.enabled``) every CUDA request, ``"cuda:N"`` included, is ``cuda:LOCAL_RANK``: the same option
+    reaches every rank, so honouring N would put all of them on one GPU; choose the GPUs a job may use
+    with ``CUDA_VISIBLE_DEVICES``.
+    """
     name = resolve_device_name(name, option="train option 'device'")
-    if name == "cuda":  # one GPU per process under torchrun
-        return torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
+    if not name.startswith("cuda"):
+        return torch.device(name)
+    if info.enabled:  # one GPU per process under torchrun
+        return torch.device("cuda", info.local_rank)
+    if name == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
 
 

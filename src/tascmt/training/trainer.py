@@ -148,15 +148,22 @@ class Trainer:
 
     def compute_losses(self, outputs: dict[str, torch.Tensor],
                        batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Per-task losses in fp32; the interpolation target is clipped to [0, 1] (SPEC §11.2)."""
+        """Per-task losses in fp32; the interpolation target is clipped to [0, 1]; pixels that the batch's
+        ``valid`` map marks as tile padding are left out of both losses."""
         losses: dict[str, torch.Tensor] = {}
+        valid = batch.get("valid")
+        if valid is not None:
+            valid = valid.to(self.device, non_blocking=True).float()  # (B, 1, H, W)
+            if bool((valid >= 1).all()):
+                valid = None  # nothing padded: the plain means
         if "interp" in self.tasks:
             target = batch["y_interp"].to(self.device, non_blocking=True).float()
-            losses["interp"] = self.interp_loss(outputs["interp"].float(), target.clamp(0, 1))
+            losses["interp"] = self.interp_loss(outputs["interp"].float(), target.clamp(0, 1), valid)
         if "seg" in self.tasks:
             target = batch["y_seg"].to(self.device, non_blocking=True).float()
             # Deep-supervision outputs (nnU-Net-style baseline, train mode only) are weighted in.
-            losses["seg"] = deep_supervision_loss(lambda lg, t: self.seg_loss(lg.float(), t), outputs, target)
+            losses["seg"] = deep_supervision_loss(lambda lg, t: self.seg_loss(lg.float(), t, valid), outputs,
+                                                  target)
         return losses
 
     def model_input(self, batch: dict[str, Any]) -> torch.Tensor:

@@ -63,7 +63,12 @@ class BaselineModel(nn.Module):
 
         Does not change train/eval mode: call ``model.eval()`` first for inference.
         """
-        return public_outputs(self.forward(x))
+        return public_outputs(self.forward(x), x, self.interp_is_residual())
+
+    def interp_is_residual(self) -> bool:
+        """Whether ``interp`` is the input pair's linear average plus a correction (``predict`` then also
+        returns the raw correction as ``"interp_residual"``)."""
+        return getattr(self.config, "interp_output", None) == "residual"
 
 
 def interp_from_head(r: torch.Tensor, x: torch.Tensor, mode: str) -> torch.Tensor:

@@ -82,6 +82,10 @@ class CascadeModel(BaselineModel):
             record["cascade.triplet"] = triplet
         return {"interp": interp, **self.seg_model(triplet)}
 
+    def interp_is_residual(self) -> bool:
+        fn = getattr(self.interp_model, "interp_is_residual", None)
+        return bool(fn()) if callable(fn) else False
+
 
 def _part_from_config(name: str, size: str, cfg: dict[str, Any]) -> nn.Module:
     if cfg:

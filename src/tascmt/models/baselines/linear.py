@@ -34,6 +34,9 @@ class LinearInterp(BaselineModel):
     def _forward(self, x: torch.Tensor, record: Record | None) -> dict[str, torch.Tensor]:
         return {"interp": 0.5 * (x[:, 0:1] + x[:, 1:2])}  # (B, 1, H, W)
 
+    def interp_is_residual(self) -> bool:
+        return True  # a zero correction: the tiled predictor returns full-resolution linear interpolation
+
 
 @register_model(LinearInterp)
 def linear_interp(size: str) -> LinearConfig:

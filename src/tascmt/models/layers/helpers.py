@@ -109,12 +109,20 @@ def pad_to_multiple(x: torch.Tensor, mh: int, mw: int) -> torch.Tensor:
     return x
 
 
-def public_outputs(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def public_outputs(out: dict[str, torch.Tensor], x: torch.Tensor | None = None,
+                   residual: bool = False) -> dict[str, torch.Tensor]:
     """The public form of a model's outputs: ``{"interp": clamp(interp, 0, 1)}`` and/or
-    ``{"seg": sigmoid(seg_logits)}`` (probabilities), from the internal ``interp`` / ``seg_logits``."""
+    ``{"seg": sigmoid(seg_logits)}`` (probabilities), from the internal ``interp`` / ``seg_logits``.
+
+    With ``residual=True`` (a model whose interpolation is the linear average plus a learnt correction) and
+    the input pair ``x`` (B, 2, H, W), also ``"interp_residual"`` (B, 1, H, W): the raw, unclipped
+    correction ``interp − (X1 + X3)/2``. The tiled predictor blends it and adds it to the full-resolution
+    linear average in intensity units, so values outside the normalisation window survive."""
     res = {}
     if "interp" in out:
         res["interp"] = out["interp"].clamp(0, 1)
+        if residual and x is not None:
+            res["interp_residual"] = out["interp"] - 0.5 * (x[:, 0:1] + x[:, 1:2])
     if "seg_logits" in out:
         res["seg"] = torch.sigmoid(out["seg_logits"])
     return res
