@@ -1,11 +1,17 @@
-"""Benchmark ``predict_volume`` on a 512×512×60 CT-like volume on the CPU, next to scipy linear interpolation.
+"""Benchmark ``predict_volume`` (×2 with masks) on a 512×512×60 CT-like volume on the CPU.
+
+Native-resolution prediction runs the model on overlapping S×S tiles (S = the model size) and blends them.
+For each model size and tile overlap this reports the wall time, seconds per output slice and peak RSS,
+beside, measured in the same run: scipy's linear ``zoom`` of the same volume; 59 single forwards of the
+model on whole 512² slice pairs (one per slice pair); and the pure network time of exactly the tiles the
+predictor runs (same count, same tile batch). ``overhead`` = predict − network time on its tiles: what
+tiling, blending, normalisation and bookkeeping add.
 
 Each measurement runs in its own freshly spawned process, so peak memory (RSS, ``ru_maxrss``) belongs to
-that measurement alone; the baseline RSS (after imports and building the volume, before the operation) is
-reported beside it. The model is ``tasc_swinmt`` size ``small`` (untrained: only timing matters) at its
-native 128×128, with the resize-and-restore in-plane policy (512² slices → 128² → 512²).
+that measurement alone; the baseline RSS (after imports and building the volume) is reported beside it.
+Models are untrained (only timing matters).
 
-Usage: ``python benchmarks/bench_predict.py [--slices 60] [--size 512] [--batch-size 8] [--out PATH]``
+Usage: ``python benchmarks/bench_predict.py [--models small,paper] [--overlaps 0.25,0.5] [--slices 60]``
 Writes ``benchmarks/results/predict.json`` by default.
 """
 
@@ -55,7 +61,18 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _measure(kind: str, size: int, n: int, batch_size: int, queue) -> None:
+def _model(model_size: str):
+    import torch
+
+    from tascmt.models import create_model
+
+    torch.manual_seed(0)
+    over = {"interp_output": "residual", "init": "stable"} if model_size != "paper" else {}
+    return create_model("tasc_swinmt", size=model_size, **over).eval()
+
+
+def _measure(kind: str, size: int, n: int, batch_size: int, queue, model_size: str = "small",
+             overlap: float = 0.5) -> None:
     """Child process: build the volume, run one operation, report time and memory."""
     import torch
 
@@ -65,21 +82,50 @@ def _measure(kind: str, size: int, n: int, batch_size: int, queue) -> None:
         from tascmt.data.inplane import InplanePolicy
         from tascmt.data.normalize import make_normalizer
         from tascmt.inference import Predictor, predict_volume
-        from tascmt.models import create_model
+        from tascmt.inference.tiling import n_tiles
 
-        torch.manual_seed(0)
-        model = create_model("tasc_swinmt", size="small")
-        policy = InplanePolicy("pad_resize", model.config.img_size)  # 512² → 128² → 512²
-        predictor = Predictor(model, make_normalizer("CT"), policy, gap_mm=1.25)
+        model = _model(model_size)
+        tile = model.config.img_size
+        policy = InplanePolicy("native", tile)
+        predictor = Predictor(model, make_normalizer("CT"), policy, gap_mm=1.25, tile_overlap=overlap)
         predict_volume(vol[..., :2], spacing, model=predictor, progress=False)  # warm-up (one pair)
         base = _rss_mib()
         t0 = time.perf_counter()
         res = predict_volume(vol, spacing, model=predictor, batch_size=batch_size, progress=False)
         seconds = time.perf_counter() - t0
         n_out = res.n_slices
-        extra = {"model": "tasc_swinmt", "model_size": "small", "model_img_size": model.config.img_size,
+        extra = {"model": "tasc_swinmt", "model_size": model_size, "tile": tile, "overlap": overlap,
+                 "tiles_per_pair": n_tiles((size, size), tile, overlap),
                  "params": sum(p.numel() for p in model.parameters()), "batch_size": batch_size,
-                 "inplane": "pad_resize (resize-and-restore)", "torch_threads": torch.get_num_threads()}
+                 "inplane": "native (blended tiles)", "torch_threads": torch.get_num_threads()}
+    elif kind in ("forwards", "tile_forwards"):
+        from tascmt.inference.tiling import DEFAULT_TILE_BATCH, n_tiles
+
+        model = _model(model_size)
+        tile = model.config.img_size
+        pairs = n - 1
+        with torch.no_grad():
+            model.predict(torch.rand(1, 2, tile, tile))  # warm-up
+            base = _rss_mib()
+            if kind == "forwards":  # one forward per slice pair on the whole 512² pair
+                x = torch.rand(1, 2, size, size)
+                t0 = time.perf_counter()
+                for _ in range(pairs):
+                    model.predict(x)
+                count = pairs
+            else:  # exactly the tiles the predictor runs, in its tile batches
+                count = pairs * n_tiles((size, size), tile, overlap)
+                x = torch.rand(DEFAULT_TILE_BATCH, 2, tile, tile)
+                t0 = time.perf_counter()
+                done = 0
+                while done < count:
+                    k = min(DEFAULT_TILE_BATCH, count - done)
+                    model.predict(x[:k])
+                    done += k
+            seconds = time.perf_counter() - t0
+        n_out = 2 * n - 1
+        extra = {"model_size": model_size, "tile": tile, "forwards": count,
+                 "overlap": overlap if kind == "tile_forwards" else None}
     else:
         from scipy import ndimage
 
@@ -94,10 +140,11 @@ def _measure(kind: str, size: int, n: int, batch_size: int, queue) -> None:
                "baseline_rss_mib": base, "peak_rss_mib": _peak_mib(), **extra})
 
 
-def run(kind: str, size: int, n: int, batch_size: int) -> dict:
+def run(kind: str, size: int, n: int, batch_size: int, model_size: str = "small",
+        overlap: float = 0.5) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(kind, size, n, batch_size, queue))
+    proc = ctx.Process(target=_measure, args=(kind, size, n, batch_size, queue, model_size, overlap))
     proc.start()
     result = queue.get()
     proc.join()
@@ -109,6 +156,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--slices", type=int, default=60)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--models", default="small,paper", help="model sizes, comma-separated")
+    ap.add_argument("--overlaps", default="0.25,0.5", help="tile overlaps, comma-separated")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
@@ -118,20 +167,34 @@ def main() -> None:
     import tascmt
     from tascmt.utils.atomic import write_json_atomic
 
-    rows = [run(kind, args.size, args.slices, args.batch_size) for kind in ("linear", "predict")]
+    rows = [run("linear", args.size, args.slices, args.batch_size)]
+    for ms in args.models.split(","):
+        rows.append(run("forwards", args.size, args.slices, args.batch_size, ms))
+        for ov in (float(v) for v in args.overlaps.split(",")):
+            net = run("tile_forwards", args.size, args.slices, args.batch_size, ms, ov)
+            pred = run("predict", args.size, args.slices, args.batch_size, ms, ov)
+            pred["network_s_on_its_tiles"] = net["seconds"]
+            pred["overhead_vs_its_tiles"] = pred["seconds"] / net["seconds"] - 1.0
+            rows += [net, pred]
+    for r in rows:
+        parts = (r["kind"], r.get("model_size"), r.get("overlap"))
+        r["key"] = "_".join(str(v) for v in parts if v is not None)
     result = {
         "volume": {"shape": [args.size, args.size, args.slices], "dtype": "float32", "kind": "CT-like (HU)",
                    "output_slices": 2 * args.slices - 1},
         "device": "cpu",
-        "results": {r["kind"]: r for r in rows},
+        "results": {r["key"]: r for r in rows},
         "env": {"tascmt": tascmt.__version__, "torch": torch.__version__, "numpy": np.__version__,
                 "scipy": scipy.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
                 "load_average_1m_at_end": os.getloadavg()[0]},
     }
     write_json_atomic(args.out, result)
     for r in rows:
-        print(f"{r['kind']:8s} {r['seconds']:8.2f} s  {1000 * r['s_per_output_slice']:8.1f} ms/output slice  "
-              f"peak RSS {r['peak_rss_mib']:7.0f} MiB (baseline {r['baseline_rss_mib']:.0f} MiB)")
+        more = ""
+        if "overhead_vs_its_tiles" in r:
+            more = f"  overhead {100 * r['overhead_vs_its_tiles']:+.1f} % over its tiles"
+        print(f"{r['key']:26s} {r['seconds']:8.2f} s  {1000 * r['s_per_output_slice']:8.1f} ms/output slice  "
+              f"peak RSS {r['peak_rss_mib']:7.0f} MiB (baseline {r['baseline_rss_mib']:.0f} MiB){more}")
     print(f"wrote {args.out}")
 
 

@@ -299,6 +299,7 @@ def test_flow_params_round_trip_and_validation():
         FlowParams.from_dict("nope")  # type: ignore[arg-type]
     for bad in ({"attachment": 0}, {"tightness": -1}, {"num_warp": 0}, {"num_iter": 2.5}, {"tol": -1},
                 {"low_pct": 60, "high_pct": 40}, {"high_pct": 101}, {"midpoint_iters": -1},
-                {"prefilter": "yes"}, {"attachment": "x"}):
+                {"prefilter": "yes"}, {"attachment": "x"}, {"num_warp": float("inf")},
+                {"attachment": float("nan")}):
         with pytest.raises(ConfigError):
             FlowParams(**bad)

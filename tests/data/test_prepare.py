@@ -69,10 +69,10 @@ def test_lung_like_spacings_and_resampling(tmp_path):
     rng = np.random.default_rng(1)
     root = tmp_path / "task"
     write_task(root, {"a": blob_case(rng)}, spacing=(0.7, 0.7, 0.625), modality="CT")
-    m = prepare_dataset(root, tmp_path / "acq", size=16, progress=False, verbose=False)
+    m = prepare_dataset(root, tmp_path / "acq", size=16, allow_tiny_split=True, progress=False, verbose=False)
     assert m.params["norm"]["name"] == "ct_window"
     assert m.cases["a"]["step"] == 2 and all(t["k1"] - t["k0"] == 2 for t in m.triplets)
-    r = prepare_dataset(root, tmp_path / "res", size=16, protocol="resampled", progress=False, verbose=False)
+    r = prepare_dataset(root, tmp_path / "res", size=16, allow_tiny_split=True, protocol="resampled", progress=False, verbose=False)
     assert r.triplets and all(t["resampled"] and t["gap_mm"] == 1.25 for t in r.triplets)
     assert r.cases["a"]["n_stored_slices"] == 6  # 11 × 0.625 mm = 6.875 mm → 0, 1.25, ..., 6.25
     seg = np.load(tmp_path / "res" / "cases" / "a_seg.npy")
@@ -82,7 +82,7 @@ def test_lung_like_spacings_and_resampling(tmp_path):
 def test_excluded_case_is_reported(tmp_path):
     rng = np.random.default_rng(2)
     root = write_task(tmp_path / "task", {"thick": blob_case(rng)}, spacing=(1.0, 1.0, 2.5))
-    m = prepare_dataset(root, tmp_path / "c", size=16, progress=False, verbose=False)
+    m = prepare_dataset(root, tmp_path / "c", size=16, allow_tiny_split=True, progress=False, verbose=False)
     assert not m.triplets and "2.5" in m.cases["thick"]["excluded"]
 
 
@@ -91,9 +91,9 @@ def test_label_values_select_foreground(tmp_path):
     lab = lab * 2  # the ball carries label 2
     root = write_task(tmp_path / "task", {"a": (img, lab)},
                       labels={"0": "background", "1": "other", "2": "target"})
-    only1 = prepare_dataset(root, tmp_path / "one", size=16, label_values=[1], progress=False, verbose=False)
+    only1 = prepare_dataset(root, tmp_path / "one", size=16, allow_tiny_split=True, label_values=[1], progress=False, verbose=False)
     assert not any(any(t["fg"]) for t in only1.triplets)
-    only2 = prepare_dataset(root, tmp_path / "two", size=16, label_values=[2], progress=False, verbose=False)
+    only2 = prepare_dataset(root, tmp_path / "two", size=16, allow_tiny_split=True, label_values=[2], progress=False, verbose=False)
     assert any(any(t["fg"]) for t in only2.triplets)
 
 
@@ -207,8 +207,8 @@ def test_inplane_none_needs_model_size(tmp_path):
 def test_unknown_modality_needs_explicit_norm(tmp_path):
     task = write_task(tmp_path / "task", _good_cases(3), modality="PET")
     with pytest.raises(ConfigError, match="modality"):
-        prepare_dataset(task, tmp_path / "c", size=16, progress=False)
-    m = prepare_dataset(task, tmp_path / "c", size=16, norm="percentile_pair", progress=False, verbose=False)
+        prepare_dataset(task, tmp_path / "c", size=16, allow_tiny_split=True, progress=False)
+    m = prepare_dataset(task, tmp_path / "c", size=16, allow_tiny_split=True, norm="percentile_pair", progress=False, verbose=False)
     assert m.params["norm"]["name"] == "percentile_pair"
 
 

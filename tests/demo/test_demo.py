@@ -9,7 +9,8 @@ from tascmt.cli import main
 
 def test_demo_end_to_end_short_budget(tmp_path, capsys):
     out = tmp_path / "demo"
-    rc = main(["demo", "-o", str(out), "--minutes", "0.4", "--size", "64", "--no-progress"])
+    rc = main(["demo", "-o", str(out), "--minutes", "0.4", "--size", "64", "--no-progress",
+               "--steps-per-epoch", "5"])
     assert rc == 0
     report = (out / "report.md").read_text(encoding="utf-8")
     assert str(out / "report.md") in capsys.readouterr().out  # the report's path is printed
@@ -26,6 +27,6 @@ def test_demo_end_to_end_short_budget(tmp_path, capsys):
                 "figures/loss_curves.png", "config.json", "provenance.json"):
         assert (out / rel).is_file(), rel
     # A second run reuses the data, the cache and the finished training run (progress bars do not matter).
-    rc = main(["demo", "-o", str(out), "--minutes", "0.4", "--size", "64"])
+    rc = main(["demo", "-o", str(out), "--minutes", "0.4", "--size", "64", "--steps-per-epoch", "5"])
     assert rc == 0
     assert "reusing the finished training run" in capsys.readouterr().out

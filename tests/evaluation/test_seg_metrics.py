@@ -128,3 +128,68 @@ def test_evaluation_rows_use_the_same_frame_metrics():
     row, ref = seg_row(prob, gt), seg_metrics_frames(prob, gt)
     for k in ("dice", "iou", "precision", "recall", "dice_y2", "recall_y2"):
         assert row[k] == pytest.approx(ref[k]), k
+
+
+def _phantom_triplets(n: int = 12, fg_every: int = 3, side: int = 16):
+    """``n`` triplets of ``side``² masks; Y2 has a foreground square in every ``fg_every``-th triplet, and
+    its neighbours Y1/Y3 in some others (a lesion that appears and ends between slices)."""
+    gts = []
+    for i in range(n):
+        gt = np.zeros((3, side, side), np.uint8)
+        if i % fg_every == 0:
+            gt[:, 4:9, 4:9] = 1
+        elif i % fg_every == 1:
+            gt[0, 5:8, 5:8] = 1  # only Y1: Y2 is empty
+        gts.append(gt)
+    return gts
+
+
+def _rows_for(preds, gts):
+    from tascmt.evaluation.triplet_metrics import seg_row
+
+    return [{"case_id": "c", "index": i, "gap_mm": 2.0, "resampled": False, "fg_middle": bool(g[1].any()),
+             **seg_row(p, g)} for i, (p, g) in enumerate(zip(preds, gts))]
+
+
+def test_all_background_predictor_scores_zero_on_foreground_and_pooled_columns():
+    from tascmt.evaluation.summary import summarise, to_markdown
+
+    gts = _phantom_triplets()
+    preds = [np.zeros(g.shape) for g in gts]  # predicts nothing, anywhere
+    summary = summarise(_rows_for(preds, gts), ("seg",))
+    seg = summary["seg"]
+    fg = seg["fg_y2"]
+    assert fg["n_triplets"] == 4  # triplets 0, 3, 6, 9
+    assert (fg["dice"], fg["iou"], fg["recall"]) == (0.0, 0.0, 0.0)
+    assert fg["precision"] == 1.0  # the stated convention: nothing predicted → Precision 1
+    assert seg["pooled"]["dice"] == 0.0 and seg["pooled"]["recall"] == 0.0
+    assert seg["global_dice"]["all"] == 0.0
+    # the frame average is computed as before: every empty ∧ empty frame scores 1 (documented, gameable)
+    n_empty_frames = sum(int(not g[f].any()) for g in gts for f in range(3))
+    assert seg["frame_avg"]["dice"] == pytest.approx(n_empty_frames / (3 * len(gts)))
+    assert seg["frame_avg"]["dice"] > 0.5
+    md = to_markdown({**summary, "model": "all_background", "split": "test"})
+    fg_line = next(line for line in md.splitlines() if "foreground middle slices (n = 4)" in line)
+    assert fg_line.split("|")[2:6] == [" 0.0000 ", " 0.0000 ", " 1.0000 ", " 0.0000 "]
+    assert "frame average (empty ∧ empty = 1)" in md and "TP/FP/FN summed" in md
+    assert "predicting nothing scores Dice = IoU = Recall = 0" in md
+
+
+def test_foreground_columns_repeat_y2_only_where_gt_y2_has_foreground():
+    gts = _phantom_triplets(n=3)
+    rng = np.random.default_rng(7)
+    preds = [rng.uniform(size=g.shape) for g in gts]
+    rows = _rows_for(preds, gts)
+    for p, g, row in zip(preds, gts, rows):
+        ref = seg_metrics_frames(p, g)
+        for k in ("dice", "iou", "precision", "recall"):
+            if g[1].any():
+                assert row[f"{k}_fg"] == ref[f"{k}_fg"] == pytest.approx(ref[f"{k}_y2"])
+            else:
+                assert math.isnan(row[f"{k}_fg"]) and math.isnan(ref[f"{k}_fg"])
+    from tascmt.evaluation.summary import summarise
+
+    seg = summarise(rows, ("seg",))["seg"]
+    assert seg["fg_y2"]["dice"] == pytest.approx(rows[0]["dice_y2"])  # only triplet 0 has Y2 foreground
+    c = {k: sum(r[f"{k}_{f}"] for r in rows for f in ("y1", "y2", "y3")) for k in ("tp", "fp", "fn")}
+    assert seg["pooled"]["dice"] == pytest.approx(2 * c["tp"] / (2 * c["tp"] + c["fp"] + c["fn"]))

@@ -37,7 +37,7 @@ def test_registry_and_unknown_name():
 
 
 def test_kendall_weights_converge_to_inverse_loss():
-    bal = make_balancer("kendall")
+    bal = make_balancer("kendall", init="zero")
     assert bal.weights() == {"interp": 1.0, "seg": 1.0}
     _run_sgd(bal, 600)
     w = bal.weights()
@@ -78,14 +78,23 @@ def test_combine_checks_task_keys():
 
 
 def test_param_groups_have_own_lr_and_no_weight_decay():
-    for name in ("kendall", "gradnorm"):
+    for name, lr in (("kendall", 1e-2), ("gradnorm", 1e-3)):  # Kendall's θ has its own, larger default
         (group,) = make_balancer(name).param_groups()
-        assert group["lr"] == 1e-3 and group["weight_decay"] == 0.0
+        assert group["lr"] == lr and group["weight_decay"] == 0.0
+        (group,) = make_balancer(name, lr=None).param_groups()  # None → the strategy's default
+        assert group["lr"] == lr
+        (group,) = make_balancer(name, lr=5e-3).param_groups()
+        assert group["lr"] == 5e-3
+    with pytest.warns(UserWarning):
+        (group,) = make_balancer("paper").param_groups()
+    assert group["lr"] == 1e-3
     assert make_balancer("dwa").param_groups() == []
+    assert make_balancer("fixed", lr=None).param_groups() == []
     model = nn.Linear(2, 2)
     bal = make_balancer("kendall")
     opt = torch.optim.AdamW([{"params": model.parameters()}, *bal.param_groups()], lr=1e-4, weight_decay=1e-5)
-    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-2]
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-5, 0.0]
 
 
 def test_dwa_weights_favor_the_slowest_task():

@@ -142,7 +142,8 @@ def standin_config(out_dir: str | Path, **kw: Any) -> TrainConfig:
     """A fast default configuration for the stand-ins (CPU, no workers, no progress bar)."""
     overrides = kw.pop("model_overrides", {})
     base = dict(cache_dir=str(out_dir) + "_nocache", out_dir=str(out_dir), model="standin", size="tiny",
-                epochs=3, batch_size=2, lr=3e-3, num_workers=0, device="cpu", progress=False,
+                epochs=3, steps_per_epoch=None, lr_schedule="epochs", batch_size=2, lr=3e-3, num_workers=0, device="cpu",
+                progress=False,
                 tensorboard=False, model_overrides=overrides)
     base.update(kw)
     return TrainConfig(**base)

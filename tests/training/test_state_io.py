@@ -75,8 +75,9 @@ def _fail():
 def test_config_validates_and_roundtrips(tmp_path):
     cfg = TrainConfig(cache_dir="c", out_dir="o", fold=2, balancer_kwargs={"weights": [0.4, 0.6]})
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.min_lr, cfg.patience, cfg.grad_clip,
-            cfg.balancer, cfg.balancer_lr, cfg.interp_alpha) == (100, 2, 1e-4, 1e-5, 1e-6, 10, 1.0, "kendall",
-                                                                 1e-3, 0.4)
+            cfg.balancer, cfg.balancer_lr, cfg.interp_alpha) == (100, 2, 1e-3, 1e-5, 1e-6, 10, 1.0, "kendall",
+                                                                 None, 0.4)
+    assert cfg.steps_per_epoch == 250 and TrainConfig(cache_dir="c", out_dir="o", size="paper").lr == 1e-4
     (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
     assert TrainConfig.load(tmp_path / "config.json") == cfg
     with pytest.raises(ConfigError, match=r"'batch_size'.*0"):

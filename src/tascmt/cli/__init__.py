@@ -2,8 +2,9 @@
 
 Every sub-command lives in its own module here with two functions, ``add_parser(subparsers)`` and
 ``run(args) -> int``. Heavy imports (torch) happen inside ``run`` so that ``tascmt --help`` is instant.
-User-facing errors (:class:`tascmt.errors.TascmtError`) are printed as one line without a traceback and
-give exit status 2.
+User-facing errors (:class:`tascmt.errors.TascmtError`) and operating-system errors (a full disk, a
+read-only or missing folder: ``OSError``) are printed as one line without a traceback and give exit status
+2. Ctrl-C gives 130; a training stopped by SIGTERM/SIGINT saves ``last/`` and exits with 143/130.
 """
 
 from __future__ import annotations
@@ -55,9 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     except TascmtError as err:
         print(f"tascmt {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"tascmt {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except OSError as err:  # a full disk, a read-only or missing folder, a permission: one line, no traceback
+        print(f"tascmt {args.command}: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:  # Ctrl-C; training stopped by SIGTERM/SIGINT carries its own status
+        detail = str(err) or "interrupted"
+        print(f"tascmt {args.command}: {detail}", file=sys.stderr)
+        return int(getattr(err, "exit_code", 130))
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for an operating-system error: the file(s), the system's reason and, for a full disk, what
+    to do."""
+    import errno
+
+    reason = err.strerror or " ".join(str(err).split()) or type(err).__name__
+    names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+    text = f"{' → '.join(names)}: {reason}" if names else reason
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
+        text += " (the disk or the file-size limit is full; free some space or write elsewhere)"
+    return text
 
 
 if __name__ == "__main__":  # pragma: no cover

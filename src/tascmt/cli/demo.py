@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="model initialisation (default: %(default)s; see TascConfig)")
     p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch,
+                   help="optimiser steps between validations (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig(out_dir=args.out, minutes=args.minutes, size=args.size, gap_mm=args.gap_mm,
                      model_overrides={**d.model_overrides, "interp_output": args.interp_output,
                                       "init": args.init},
-                     lr=args.lr, seed=args.seed, progress=not args.no_progress)
+                     lr=args.lr, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
+                     progress=not args.no_progress)
     run_demo(cfg)
     return 0

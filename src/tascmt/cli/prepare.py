@@ -39,6 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="in-plane policy: native (default: slices keep their pixels, the model sees --size "
                         "tiles), pad_resize (the paper's protocol: every slice resized to --size), none")
     p.add_argument("--split-seed", type=int, default=42, help="patient split seed (default 42)")
+    p.add_argument("--allow-tiny-split", action="store_true",
+                   help="with fewer than 3 cases, train on all of them (no validation or test split, no "
+                        "early stopping) instead of refusing")
     p.add_argument("--labels", type=int_list, default=None, metavar="IDS",
                    help="label values counted as foreground, e.g. 1,2 (default: every label > 0)")
     p.add_argument("--slice-axis", type=int, choices=(0, 1, 2), default=None,
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     prepare_dataset(
         args.task, args.out, size=args.size, gap_mm=args.gap_mm, tol_mm=args.tol_mm, protocol=args.protocol,
         fg_policy_train=args.fg_train, fg_policy_eval=args.fg_eval, bg_fraction=args.bg_fraction,
-        norm=args.norm, inplane=args.inplane, split_seed=args.split_seed, label_values=args.labels,
+        norm=args.norm, inplane=args.inplane, split_seed=args.split_seed,
+        allow_tiny_split=args.allow_tiny_split, label_values=args.labels,
         slice_axis=args.slice_axis, modality=args.modality, progress=not args.no_progress,
     )
     return 0

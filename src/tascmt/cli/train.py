@@ -16,15 +16,21 @@ from tascmt.errors import ConfigError
 _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--model", "model", str, "registered model name (default tasc_swinmt)"),
     ("--size", "size", str, "model size: paper, small, tiny (default small)"),
-    ("--epochs", "epochs", int, "epochs, also the cosine T_max (default 100)"),
+    ("--epochs", "epochs", int, "epochs, also the cosine T_max without a budget (default 100)"),
+    ("--steps-per-epoch", "steps_per_epoch", lambda v: "data" if v == "data" else int(v),
+     "optimiser steps per epoch, sampled with replacement (default 250); 'data' = one pass (paper)"),
+    ("--min-epochs", "min_epochs", int, "validation rounds before early stopping may act (default 0)"),
+    ("--lr-schedule", "lr_schedule", str, "auto (default: cosine over --max-steps/--max-minutes when given, "
+     "else over the epochs), budget or epochs"),
     ("--batch-size", "batch_size", int, "samples per step and process (default 2)"),
-    ("--lr", "lr", float, "AdamW learning rate (default 1e-4)"),
+    ("--lr", "lr", float, "AdamW learning rate (default 1e-4 for --size paper, 1e-3 otherwise)"),
     ("--weight-decay", "weight_decay", float, "AdamW weight decay (default 1e-5)"),
     ("--min-lr", "min_lr", float, "cosine schedule's final lr (default 1e-6)"),
     ("--patience", "patience", int, "early-stopping patience in validation rounds, 0 = off (default 10)"),
     ("--grad-clip", "grad_clip", float, "gradient-norm clipping, <= 0 = off (default 1.0)"),
     ("--balancer", "balancer", str, "kendall (default), paper, fixed, gradnorm, dwa"),
-    ("--balancer-lr", "balancer_lr", float, "lr of the balancer's parameter group (default 1e-3)"),
+    ("--balancer-lr", "balancer_lr", float, "lr of the balancer's group (default: the strategy's own; "
+     "Kendall 1e-2)"),
     ("--interp-alpha", "interp_alpha", float, "L1 weight α in α·L1 + (1−α)·MSE (default 0.4)"),
     ("--seg-loss", "seg_loss", str, "bce (default) or dice_bce"),
     ("--seed", "seed", int, "run seed: initialisation, sampling, augmentation (default 0)"),
@@ -35,7 +41,8 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--num-workers", "num_workers", int, "DataLoader workers (default: 0 on CPU, up to 4 on CUDA)"),
     ("--device", "device", str, "auto (default), cpu or cuda"),
     ("--val-every", "val_every", int, "validate every N epochs (default 1)"),
-    ("--checkpoint-every", "checkpoint_every", int, "also save last/ every N steps (default 0: per epoch)"),
+    ("--checkpoint-every", "checkpoint_every", int,
+     "also save last/ every N steps, 0 = only at epoch ends (default 200)"),
     ("--max-nonfinite", "max_nonfinite", int, "stop after N consecutive non-finite steps (default 5)"),
 )
 _FLAGS: tuple[tuple[str, str, bool, str], ...] = (
@@ -51,8 +58,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train",
         help="train a model on a triplet cache",
-        description="Train (AdamW, cosine schedule, Kendall loss balancing, early stopping on the unweighted "
-        "validation loss) and write RUN_DIR: config.json, provenance.json, steps.csv, epochs.csv, "
+        description="Train (AdamW, cosine schedule over the epochs or the budget, Kendall loss balancing, "
+        "early stopping on the sum of each task's validation loss relative to its first value) and write "
+        "RUN_DIR: config.json, provenance.json, steps.csv, epochs.csv, "
         "tensorboard/, best/ and last/ checkpoints. Under torchrun it trains with DDP.",
     )
     p.add_argument("--cache", metavar="DIR", help="triplet cache from `tascmt prepare`")
@@ -74,7 +82,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for _, field, _, _ in _OPTIONS:
         if getattr(args, field) is not None:
-            out[field] = getattr(args, field)
+            value = getattr(args, field)
+            out[field] = None if value == "data" else value  # --steps-per-epoch data: one-pass epochs
     for _, field, _, _ in _FLAGS:
         if getattr(args, field) is not None:
             out[field] = getattr(args, field)

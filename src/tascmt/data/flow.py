@@ -84,7 +84,7 @@ class FlowParams:
         num_iter: fixed-point iterations per warp.
         tol: stopping tolerance of the solver.
         prefilter: median-filter the flow before each warp.
-        downscale: estimate the flow at half resolution (faster on large slices).
+        downscale: estimate the flow at half resolution (faster on large slices; ignored below 32 px).
         low_pct, high_pct: percentiles of the two inputs that map to 0 and 1 before estimation.
         midpoint_iters: fixed-point refinements of the half displacement (0 = plain ``v(q)/2``).
     """
@@ -111,7 +111,7 @@ class FlowParams:
                 if kind is bool and not isinstance(value, bool | np.bool_) and value not in (0, 1):
                     raise ValueError(f"{name} must be a boolean, got {value!r}")
                 object.__setattr__(self, name, kind(value))
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise ConfigError(f"invalid FlowParams value: {err}") from err
         for name in ("attachment", "tightness"):
             if not float(getattr(self, name)) > 0:

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from tascmt.demo.band import IntensityBand, fit_intensity_band
-from tascmt.errors import TascmtError
+from tascmt.errors import ConfigError, TascmtError
 from tascmt.utils.atomic import write_json_atomic, write_text_atomic
+from tascmt.utils.lock import lock_folder
 from tascmt.utils.provenance import write_run_info
 
 
@@ -46,6 +47,7 @@ class DemoConfig:
     seed: int = 0
     batch_size: int = 2
     epochs: int = 100
+    steps_per_epoch: int = 250
     num_workers: int = 0
     progress: bool = True
 
@@ -55,15 +57,85 @@ def _log(msg: str) -> None:
 
 
 def run_demo(config: DemoConfig | None = None) -> Path:
-    """Run the demo end to end; returns the path of ``report.md``."""
+    """Run the demo end to end; returns the path of ``report.md``.
+
+    The output folder must be new, empty or an earlier demo's (:func:`claim_demo_folder`); it is locked
+    while the demo runs, so two demos never write the same folder at once.
+    """
+    cfg = config or DemoConfig()
+    out = Path(cfg.out_dir).resolve()
+    claim_demo_folder(out)
+    with lock_folder(out, "demo folder"):
+        return _run_demo(cfg, out)
+
+
+#: Marks a folder the demo created (its output folder).
+DEMO_MARK = ".tascmt-demo"
+#: What a training run writes into its folder: the only entries the demo ever removes from ``run/``.
+_RUN_ENTRIES = frozenset({"config.json", "provenance.json", "steps.csv", "epochs.csv", "tensorboard", "best",
+                          "last", "last.prev", "last.damaged", ".best.old", ".last.old",
+                          "demo_done.json"})
+_RUN_DEBRIS = (".best.tmp-", ".last.tmp-", ".last.trash-")
+
+
+def claim_demo_folder(out: Path) -> None:
+    """Refuse an output folder that holds anything the demo did not create; mark the folder as the demo's.
+
+    Accepted: a new or empty folder, a folder marked by an earlier demo (``.tascmt-demo``), or an earlier
+    demo's folder from before the mark (its ``config.json`` holds the demo's settings).
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"demo output {out} exists and is not a folder")
+    if out.is_dir() and not (out / DEMO_MARK).exists():
+        entries = sorted(p.name for p in out.iterdir())
+        if entries and not _earlier_demo_folder(out):
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise ConfigError(f"demo output folder {out} already holds files the demo did not create "
+                              f"({shown}); choose a new or empty folder with -o")
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / DEMO_MARK).exists():
+        write_text_atomic(out / DEMO_MARK, "created by `tascmt demo`; the demo reuses and replaces only its "
+                                           "own outputs in this folder\n")
+
+
+def _earlier_demo_folder(out: Path) -> bool:
+    try:
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"minutes", "n_slabs", "guard", "gap_mm"} <= set(config)
+
+
+def _discard_run(run_dir: Path) -> None:
+    """Remove an earlier (unfinished or differently configured) training run of the demo: only the entries a
+    training run writes; anything else in the folder stops the demo instead of being deleted."""
+    import shutil
+
+    from tascmt.utils.lock import LOCK_NAME
+
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in _RUN_ENTRIES
+                     and p.name != LOCK_NAME and not p.name.startswith(_RUN_DEBRIS))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(f"{run_dir} holds files that a training run does not write ({shown}); the demo "
+                          "would have to replace this folder: move those files away or choose another -o")
+    _log(f"discarding the previous (unfinished or differently configured) run in {run_dir}")
+    with lock_folder(run_dir, "run folder"):  # not while another process trains in it
+        for p in run_dir.iterdir():
+            if p.name == LOCK_NAME:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
+
+def _run_demo(cfg: DemoConfig, out: Path) -> Path:
     from tascmt.data.mni import DESCRIPTION, build_mni_task
     from tascmt.data.prepare import prepare_dataset
     from tascmt.evaluation.evaluate import evaluate_checkpoint
     from tascmt.training import TrainConfig, train
 
-    cfg = config or DemoConfig()
-    out = Path(cfg.out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     write_run_info(out, asdict(cfg))
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -83,6 +155,7 @@ def run_demo(config: DemoConfig | None = None) -> Path:
     train_cfg = TrainConfig(
         cache_dir=str(cache), out_dir=str(out / "run"), model=cfg.model, size=cfg.model_size,
         model_overrides=dict(cfg.model_overrides), epochs=cfg.epochs, batch_size=cfg.batch_size,
+        steps_per_epoch=cfg.steps_per_epoch,
         lr=cfg.lr, balancer=cfg.balancer, seed=cfg.seed, max_minutes=cfg.minutes, num_workers=cfg.num_workers,
         device="cpu", progress=cfg.progress,
     )
@@ -142,10 +215,9 @@ class _TrainOutcome:
 def _train_or_reuse(train_cfg: Any, train: Any) -> _TrainOutcome:
     """Train, or reuse a finished demo run in the same folder trained with the same settings.
 
-    An unfinished or differently configured run left in the demo's own ``run/`` folder is discarded.
+    An unfinished or differently configured run left in the demo's own ``run/`` folder is discarded
+    (:func:`_discard_run`: only what a training run writes; never a file the demo did not create).
     """
-    import shutil
-
     from tascmt.training.config import RUNTIME_FIELDS
 
     run_dir = Path(train_cfg.out_dir)
@@ -159,9 +231,8 @@ def _train_or_reuse(train_cfg: Any, train: Any) -> _TrainOutcome:
             _log(f"reusing the finished training run in {run_dir}")
             return _TrainOutcome(run_dir, Path(done["best_checkpoint"]), done["stop_reason"],
                                  done["global_step"], done["train_s"], reused=True)
-    if run_dir.exists():
-        _log(f"discarding the previous (unfinished or differently configured) run in {run_dir}")
-        shutil.rmtree(run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        _discard_run(run_dir)
     t0 = time.perf_counter()
     result = train(train_cfg)
     if result.best_checkpoint is None:

@@ -216,7 +216,7 @@ def evaluate_checkpoint(
     max_triplets: int | None = None,
     progress: bool = False,
     volumes: bool | None = None,
-    flow: bool = False,
+    flow: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on ``split`` of the triplet cache ``cache_dir``.
 
@@ -236,7 +236,7 @@ def evaluate_checkpoint(
         volumes: also evaluate whole volumes of the split at native resolution through ``predict_volume``
             (`tascmt.evaluation.volume_eval.evaluate_volumes`, every thinning offset; written as
             ``per_volume.csv``); default (None): on for pair-input checkpoints of acquired-slice caches.
-        flow: add the flow-midpoint reference to the whole-volume figures.
+        flow: add the flow-midpoint reference (TV-L1) to the whole-volume figures (default on).
 
     Returns:
         The summary dict (also ``summary.json``), with ``setting`` ("pair", "oracle", "reference").
@@ -244,6 +244,10 @@ def evaluate_checkpoint(
     """
     from tascmt.models.checkpoint import load_model
 
+    if out_dir is not None:  # fail before the evaluation, not after it
+        from tascmt.utils.writable import check_writable_folder
+
+        check_writable_folder(out_dir, "evaluation output folder")
     device = resolve_device(device)
     ds = _open_split(cache_dir, split, fg_policy, batch_size)
     cache_size = ds.manifest.params.get("size")
@@ -261,8 +265,9 @@ def evaluate_checkpoint(
         _check_size(meta, cache_size, checkpoint, cache_dir)
         subject = _model_subject(model, meta.get("model"), {"checkpoint": str(checkpoint)},
                                  checkpoint=checkpoint, tile=_native_tile(ds))
-    if volumes is None:
-        volumes = (subject.checkpoint is not None and subject.setting == "pair"
+    if volumes is None:  # default on where predict_volume can run: pair models with their pre-processing
+        extra = (meta.get("extra") or {}) if subject.checkpoint is not None else {}
+        volumes = (subject.checkpoint is not None and subject.setting == "pair" and bool(extra.get("norm"))
                    and ds.manifest.params.get("protocol", "acquired") != "resampled")
     subject.info["flow"] = bool(flow)
     if volumes and (subject.checkpoint is None or subject.setting != "pair"):
@@ -301,6 +306,10 @@ def evaluate_cascade(
     """
     from tascmt.models.baselines import build_cascade
 
+    if out_dir is not None:  # fail before the evaluation, not after it
+        from tascmt.utils.writable import check_writable_folder
+
+        check_writable_folder(out_dir, "evaluation output folder")
     device = resolve_device(device)
     ds = _open_split(cache_dir, split, fg_policy, batch_size)
     cache_size = ds.manifest.params.get("size")
@@ -475,11 +484,21 @@ def write_eval_figures(model, samples: list[dict[str, Any]], fig_dir: Path, devi
         batch = {"x": torch.from_numpy(s["x"][None]),  # (1, 2, H, W)
                  "y_interp": torch.from_numpy(np.asarray(s["gt"], dtype=np.float32)[None, None])}
         x = model_input(model, batch, device)  # (1, 2 or 3, H, W)
+        size = getattr(getattr(model, "config", None), "img_size", None)
+        image = s["gt"]
+        if isinstance(size, int) and tuple(x.shape[-2:]) != (size, size):  # native slices: the centre tile
+            from tascmt.data.tiles import pad_planes
+
+            xp = torch.from_numpy(pad_planes(x.cpu().numpy(), size))
+            gp = pad_planes(np.asarray(image, dtype=np.float32), size)
+            r0, c0 = (xp.shape[-2] - size) // 2, (xp.shape[-1] - size) // 2
+            x = xp[..., r0:r0 + size, c0:c0 + size].to(device)
+            image = gp[r0:r0 + size, c0:c0 + size]
         with torch.no_grad():
             _, maps = model.forward_intermediates(x)
         maps2d = F.select_interpretability_maps({k: v.detach().float().cpu().numpy() for k, v in maps.items()
                                                  if torch.is_tensor(v)})
         if maps2d:
             written.append(F.plot_interpretability(maps2d, fig_dir / "interpretability.png",
-                                                   image=s["gt"]).name)
+                                                   image=image).name)
     return written

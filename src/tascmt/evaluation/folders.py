@@ -4,9 +4,15 @@ For every case and every label: Dice, IoU, HD95 (mm) and surface Dice at a toler
 spacing read from the ground-truth header. Distances come from MONAI (`compute_hausdorff_distance` with
 ``percentile=95`` and `compute_surface_dice`).
 
-Empty-mask conventions (SPEC §8, extended to distances): both masks empty → Dice = IoU = surface Dice = 1
-and HD95 = 0; exactly one empty → Dice = IoU = surface Dice = 0 and HD95 undefined (NaN, left out of the
-mean and counted in the summary as ``hd95_undefined``).
+Empty-mask conventions (those of the overlap metrics, extended to distances): both masks empty → Dice =
+IoU = surface Dice = 1 and HD95 = 0; exactly one empty → Dice = IoU = surface Dice = 0 and HD95 has no
+value (``hd95_mm`` NaN, counted in the summary as ``hd95_undefined``).
+
+Leaving those volumes out of a mean HD95 would reward missing a tumour outright, so the summaries also give
+``hd95_diag_mm``: HD95 where exactly one mask is empty counts as the in-plane image diagonal in mm (the
+largest distance an in-plane error can have; :func:`hd95_or_diagonal`), and the numbers of such volumes:
+``n_missed`` (ground truth has foreground, prediction empty) and ``n_false`` (prediction has foreground,
+ground truth empty).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from tascmt.errors import InputError
 from tascmt.utils.atomic import atomic_path, write_json_atomic
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
+HD95_CONVENTION = ("HD95 with exactly one empty mask (a missed or a false-positive volume) counts as the "
+                   "in-plane image diagonal in mm; both empty: 0")
 
 
 def _case_name(path: Path) -> str | None:
@@ -127,6 +135,66 @@ def surface_metrics(
     return float(hd.reshape(-1)[0]), float(nsd.reshape(-1)[0])
 
 
+def one_empty_kind(pred: np.ndarray, gt: np.ndarray) -> str | None:
+    """``"missed"`` (GT has foreground, prediction empty), ``"false"`` (prediction has foreground, GT
+    empty), or None (both empty or both non-empty)."""
+    p_any, g_any = bool(np.any(pred)), bool(np.any(gt))
+    if g_any and not p_any:
+        return "missed"
+    if p_any and not g_any:
+        return "false"
+    return None
+
+
+def _slice_axis(spacing: tuple[float, ...]) -> int:
+    """The through-plane axis of a 3-D mask: the coarsest spacing (the last such axis on ties)."""
+    coarsest = max(spacing)
+    return max(i for i, s in enumerate(spacing) if s == coarsest)
+
+
+def inplane_diagonal_mm(shape: tuple[int, ...], spacing: tuple[float, ...],
+                        slice_axis: int | None = None) -> float:
+    """Diagonal in mm of the in-plane extent: sqrt(sum over in-plane axes (n_i · s_i)²).
+
+    2-D masks use both axes; 3-D masks leave out ``slice_axis`` (default: the coarsest-spaced axis).
+    """
+    if len(shape) != len(spacing) or len(shape) not in (2, 3):
+        raise ValueError(f"inplane_diagonal_mm: shape {shape} and spacing {spacing} must be 2-D or 3-D alike")
+    axes = range(len(shape))
+    if len(shape) == 3:
+        skip = _slice_axis(tuple(spacing)) if slice_axis is None else slice_axis % 3
+        axes = [i for i in axes if i != skip]
+    return float(math.sqrt(sum((shape[i] * float(spacing[i])) ** 2 for i in axes)))
+
+
+def hd95_or_diagonal(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...], *,
+                     slice_axis: int | None = None, hd95: float | None = None) -> float:
+    """HD95 (mm) of two boolean masks with every volume counted: exactly one empty mask (a missed or a
+    false-positive volume) gives the in-plane image diagonal (:func:`inplane_diagonal_mm`), both empty 0.
+
+    ``hd95``: the value from :func:`surface_metrics` when already computed (avoids a second computation).
+    """
+    if one_empty_kind(pred, gt) is not None:
+        return inplane_diagonal_mm(tuple(gt.shape), tuple(spacing), slice_axis)
+    if hd95 is None:
+        hd95 = surface_metrics(pred, gt, tuple(spacing))[0]
+    return float(hd95)
+
+
+def aggregate_hd95(values: list[float], kinds: list[str | None]) -> dict[str, Any]:
+    """Mean of per-volume :func:`hd95_or_diagonal` values with the numbers of missed and false-positive
+    volumes (``kinds``: :func:`one_empty_kind` of each volume): ``{"hd95_mm", "n_volumes", "n_missed",
+    "n_false", "n_nonfinite"}``. Those values are finite by construction; a non-finite one (not expected)
+    is left out of the mean and counted in ``n_nonfinite`` rather than hidden."""
+    if len(values) != len(kinds):
+        raise ValueError(f"aggregate_hd95: {len(values)} values but {len(kinds)} kinds")
+    vals = np.asarray(values, dtype=float)
+    finite = vals[np.isfinite(vals)]
+    return {"hd95_mm": float(finite.mean()) if finite.size else None, "n_volumes": int(vals.size),
+            "n_missed": kinds.count("missed"), "n_false": kinds.count("false"),
+            "n_nonfinite": int(vals.size - finite.size)}
+
+
 def overlap_metrics(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     """(Dice, IoU) of two boolean masks; both empty → (1, 1)."""
     tp = int(np.logical_and(pred, gt).sum())
@@ -180,6 +248,8 @@ def evaluate_folders(
             hd95, nsd = surface_metrics(pm, gm, spacing, tolerance_mm)
             rows.append({
                 "case_id": name, "label": int(lab), "dice": dice, "iou": iou, "hd95_mm": hd95,
+                "hd95_diag_mm": hd95_or_diagonal(pm, gm, spacing, hd95=hd95),
+                "empty": one_empty_kind(pm, gm) or "",
                 "surface_dice": nsd, "gt_voxels": int(gm.sum()), "pred_voxels": int(pm.sum()),
             })
     out_dir = Path(out_dir)
@@ -201,16 +271,20 @@ def _summarise(rows, labels, tolerance_mm, pred_dir, gt_dir) -> dict[str, Any]:
             finite = vals[np.isfinite(vals)]
             entry[k] = float(finite.mean()) if finite.size else None
         entry["hd95_undefined"] = int(sum(not math.isfinite(r["hd95_mm"]) for r in sel))
+        agg = aggregate_hd95([r["hd95_diag_mm"] for r in sel], [r["empty"] or None for r in sel])
+        entry["hd95_diag_mm"] = agg["hd95_mm"]
+        entry["n_missed"], entry["n_false"] = agg["n_missed"], agg["n_false"]
         entry["n_cases"] = len(sel)
         per_label[str(lab)] = entry
     mean = {}
-    for k in keys:
+    for k in (*keys, "hd95_diag_mm"):
         vals = [e[k] for e in per_label.values() if e[k] is not None]
         mean[k] = float(np.mean(vals)) if vals else None
     return {
         "pred_dir": str(pred_dir), "gt_dir": str(gt_dir), "labels": [int(x) for x in labels],
         "surface_tolerance_mm": float(tolerance_mm), "n_cases": len({r["case_id"] for r in rows}),
-        "empty_convention": "both empty: Dice=IoU=surface Dice=1, HD95=0; one empty: 0 and HD95 undefined",
+        "empty_convention": "both empty: Dice=IoU=surface Dice=1, HD95=0; one empty: 0 and HD95 undefined "
+                            f"(hd95_mm, left out of its mean); hd95_diag_mm: {HD95_CONVENTION}",
         "per_label": per_label, "mean": mean,
     }
 

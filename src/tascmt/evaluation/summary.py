@@ -3,9 +3,11 @@
 A row is one triplet: identifiers (``case_id``, ``index``, ``gap_mm``, ``resampled``, ``fg_middle``) and
 metric columns. Interpolation columns are ``psnr, ssim, edge_ssim, lpips`` for the model and the same names
 prefixed ``linear_`` for the linear-interpolation baseline on the same triplet; segmentation columns are
-``{dice,iou,precision,recall}_{y1,y2,y3}``, their frame averages ``dice, iou, precision, recall``, ``tcs``,
-``tcs_fg`` and confusion counts ``{tp,fp,fn}_{y1,y2,y3}``. ``lpips`` is the string ``"unavailable"`` when
-no LPIPS weights were given; ``edge_ssim`` is NaN when the target has no edge pixels (left out of means).
+``{dice,iou,precision,recall}_{y1,y2,y3}``, their frame averages ``dice, iou, precision, recall``, the Y2
+values repeated on foreground middle slices ``{dice,iou,precision,recall}_fg`` (NaN where the ground-truth
+Y2 is empty), ``tcs``, ``tcs_fg`` and confusion counts ``{tp,fp,fn}_{y1,y2,y3}``. ``lpips`` is the string
+``"unavailable"`` when no LPIPS weights were given; ``edge_ssim`` is NaN when the target has no edge pixels
+(left out of means).
 """
 
 from __future__ import annotations
@@ -24,8 +26,19 @@ INTERP_KEYS = ("psnr", "ssim", "edge_ssim", "lpips")
 UNAVAILABLE = "unavailable"
 EMPTY_CONVENTION = (
     "masks binarised at 0.5; both empty: Dice=IoU=Precision=Recall=1; one empty: Dice=IoU=0; "
-    "empty GT: Recall=1; empty prediction: Precision=1 (SPEC §8)"
+    "empty GT: Recall=1; empty prediction: Precision=1"
 )
+#: What each segmentation summary averages over (stated under every segmentation table).
+SEG_CONVENTIONS = {
+    "fg_y2": "the middle frame Ŷ2 only, mean over the triplets whose ground-truth Y2 has foreground; "
+             "predicting nothing scores Dice = IoU = Recall = 0 (Precision = 1: nothing predicted)",
+    "pooled": "TP/FP/FN summed over every frame of every triplet, then one value (empty frames add "
+              "nothing unless something is predicted on them)",
+    "frame_avg": "mean over every triplet and its three frames of the per-frame value; a frame whose "
+                 "prediction and ground truth are both empty scores 1, so predicting nothing scores high "
+                 "where most slices are empty",
+    "empty": EMPTY_CONVENTION,
+}
 
 
 def nanmean(values: Iterable[Any]) -> float | str | None:
@@ -65,6 +78,35 @@ def _dice_from_counts(tp: float, fp: float, fn: float) -> float:
     return float(metrics_from_counts({"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": 0})["dice"])
 
 
+def _summed_counts(rows: Sequence[Mapping[str, Any]], frames: Sequence[str] = FRAMES) -> dict[str, int]:
+    return {k: int(sum(int(r[f"{k}_{f}"]) for r in rows for f in frames)) for k in ("tp", "fp", "fn")}
+
+
+def pooled_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Dice, IoU, Precision, Recall of TP/FP/FN summed over all frames of all rows (empty conventions on
+    the sums); ``{}`` when the rows carry no counts."""
+    if not rows or any(f"tp_{f}" not in rows[0] for f in FRAMES):
+        return {}
+    return metrics_from_counts({**_summed_counts(rows), "tn": 0})
+
+
+def gt_y2_has_foreground(row: Mapping[str, Any]) -> bool:
+    """Whether the row's ground-truth Y2 has foreground: from its Y2 counts (TP + FN > 0) when present,
+    else the dataset's ``fg_middle`` flag."""
+    if "tp_y2" in row and "fn_y2" in row:
+        return int(row["tp_y2"]) + int(row["fn_y2"]) > 0
+    return bool(row["fg_middle"])
+
+
+def foreground_y2(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Ŷ2 Dice, IoU, Precision, Recall averaged over the rows whose ground-truth Y2 has foreground
+    (``n_triplets`` of them; the metrics are None when there is none)."""
+    sel = [r for r in rows if gt_y2_has_foreground(r)]
+    out: dict[str, Any] = {"n_triplets": len(sel)}
+    out.update({k: nanmean(r[f"{k}_y2"] for r in sel) for k in SEG_KEYS})
+    return out
+
+
 def subset_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     """Split rows by target kind (acquired / resampled) and middle-slice foreground (foreground / empty)."""
     return {
@@ -96,9 +138,12 @@ def summarise(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> dict[s
             "per_frame": {f.upper(): {k: nanmean(r[f"{k}_{f}"] for r in rows) for k in SEG_KEYS}
                           for f in FRAMES},
             "global_dice": global_dice(rows),
+            "pooled": pooled_metrics(rows),
+            "fg_y2": foreground_y2(rows),
             "tcs": nanmean(r["tcs"] for r in rows),
             "tcs_fg": nanmean(r["tcs_fg"] for r in rows),
             "empty_convention": EMPTY_CONVENTION,
+            "conventions": dict(SEG_CONVENTIONS),
         }
         out["seg"]["y2"] = out["seg"]["per_frame"]["Y2"]
     out["subsets"] = {}
@@ -112,6 +157,7 @@ def summarise(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> dict[s
             if "seg" in tasks:
                 entry["seg"] = {**column_means(sub, SEG_KEYS),
                                 "dice_y2": nanmean(r["dice_y2"] for r in sub),
+                                "dice_fg": foreground_y2(sub)["dice"],
                                 "tcs": nanmean(r["tcs"] for r in sub)}
         out["subsets"][name] = entry
     return out
@@ -149,10 +195,11 @@ def whole_volume_markdown(wv: Mapping[str, Any] | None) -> list[str]:
             lines.append("")
             lines.append(f"CT values outside the normalisation window: mean absolute error "
                          f"{_fmt(mean['hu_mae_out_model'], 1)} HU (model) vs "
-                         f"{_fmt(mean.get('hu_mae_out_linear'), 1)} HU (linear).")
+                         f"{_fmt(mean.get('hu_mae_out_linear'), 1)} HU (linear), "
+                         f"{_fmt(mean.get('hu_mae_out_flow'), 1)} HU (flow).")
         lines.append("")
-    seg_keys = [k for k in ("dice", "iou", "precision", "recall", "dice_inputs", "dice_synth", "hd95_mm",
-                            "surface_dice") if k in mean]
+    seg_keys = [k for k in ("dice", "iou", "precision", "recall", "dice_inputs", "dice_synth",
+                            "flow_dice_synth", "hd95_mm", "surface_dice") if k in mean]
     if seg_keys:
         lines += ["| case | slices | " + " | ".join(seg_keys) + " |", "|---|---|" + "---|" * len(seg_keys)]
         for case, m in wv["cases"].items():
@@ -162,10 +209,42 @@ def whole_volume_markdown(wv: Mapping[str, Any] | None) -> list[str]:
         lines.append("")
         lines.append("Masks: TP/FP/FN pooled over all output slices; dice_inputs on the acquired input "
                      "slices (Ŷ1/Ŷ3 of the two neighbouring pairs averaged), dice_synth on the synthesised "
-                     "slices (Ŷ2).")
+                     "slices (Ŷ2); flow_dice_synth: the neighbours' TRUE masks carried halfway by the flow "
+                     "(an oracle reference, not available at prediction time).")
     if wv.get("skipped"):
         lines.append("")
         lines.append("Skipped: " + "; ".join(f"{c}: {r}" for c, r in wv["skipped"].items()))
+    lines.append("")
+    return lines
+
+
+def _seg_markdown(seg: Mapping[str, Any]) -> list[str]:
+    """The segmentation table: foreground middle slices and pooled counts first (they cannot be gamed by
+    predicting nothing), then the frame average and the frames; the conventions stated under it."""
+    lines = ["## Segmentation", "", "| summary | Dice | IoU | Precision | Recall |", "|---|---|---|---|---|"]
+    fg = seg.get("fg_y2")
+    if fg is not None:
+        lines.append(f"| Ŷ2 on foreground middle slices (n = {fg['n_triplets']}) | "
+                     + " | ".join(_fmt(fg.get(k)) for k in SEG_KEYS) + " |")
+    pooled = seg.get("pooled")
+    if pooled:
+        lines.append("| pooled over all frames (TP/FP/FN summed) | "
+                     + " | ".join(_fmt(pooled.get(k)) for k in SEG_KEYS) + " |")
+    avg = seg["frame_avg"]
+    lines.append("| frame average (empty ∧ empty = 1) | " + " | ".join(_fmt(avg.get(k)) for k in SEG_KEYS)
+                 + " |")
+    for f, m in seg["per_frame"].items():
+        lines.append(f"| frame {f} (all triplets) | " + " | ".join(_fmt(m[k]) for k in SEG_KEYS) + " |")
+    lines.append("")
+    gd = seg["global_dice"]
+    if gd:
+        lines.append("Pooled Dice per frame: " + ", ".join(f"{k} {_fmt(v)}" for k, v in gd.items()) + ".")
+    lines.append(f"TCS {_fmt(seg['tcs'])}, TCS_fg {_fmt(seg['tcs_fg'])}.")
+    lines.append("")
+    conv = seg.get("conventions") or {"empty": seg["empty_convention"]}
+    names = {"fg_y2": "Foreground middle slices", "pooled": "Pooled", "frame_avg": "Frame average",
+             "empty": "Empty masks"}
+    lines += [f"- {names.get(k, k)}: {v}." for k, v in conv.items()]
     lines.append("")
     return lines
 
@@ -207,21 +286,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
                      "edges.")
     lines.append("")
     if "seg" in summary:
-        seg = summary["seg"]
-        lines += ["## Segmentation", "", "| frame | Dice | IoU | Precision | Recall |",
-                  "|---|---|---|---|---|"]
-        for f, m in seg["per_frame"].items():
-            lines.append(f"| {f} | " + " | ".join(_fmt(m[k]) for k in SEG_KEYS) + " |")
-        avg = seg["frame_avg"]
-        lines.append("| mean of frames | " + " | ".join(_fmt(avg.get(k)) for k in SEG_KEYS) + " |")
-        lines.append("")
-        gd = seg["global_dice"]
-        if gd:
-            lines.append("Global Dice (TP/FP/FN summed over triplets): "
-                         + ", ".join(f"{k} {_fmt(v)}" for k, v in gd.items()))
-        lines.append(f"TCS {_fmt(seg['tcs'])}, TCS_fg {_fmt(seg['tcs_fg'])}. "
-                     f"Convention: {seg['empty_convention']}.")
-        lines.append("")
+        lines += _seg_markdown(summary["seg"])
     pv = summary.get("per_volume")
     if pv and pv.get("cases"):
         lines += [f"## Per-volume (3-D) Dice ({pv['source']})", "", "| case | slices | Dice | IoU |",
@@ -231,7 +296,7 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         lines.append(f"| **mean** | | {_fmt(pv['mean_dice'])} | {_fmt(pv['mean_iou'])} |")
         lines.append("")
     lines += ["## Subsets", "", "| subset | triplets | PSNR model | PSNR linear | SSIM model | SSIM linear "
-              "| Dice | Dice Y2 |", "|---|---|---|---|---|---|---|---|"]
+              "| Dice (frame avg.) | Dice Ŷ2 |", "|---|---|---|---|---|---|---|---|"]
     for name, e in summary["subsets"].items():
         model, lin, seg = e.get("model", {}), e.get("linear", {}), e.get("seg", {})
         lines.append(f"| {name} | {e['n_triplets']} | {_fmt(model.get('psnr'), 2)} | "

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tascmt.evaluation import metrics as M
+from tascmt.evaluation.metrics.seg import foreground_middle
 from tascmt.evaluation.summary import FRAMES, SEG_KEYS, UNAVAILABLE
 
 
@@ -21,7 +22,12 @@ def interp_metrics(pred: np.ndarray, gt: np.ndarray, prefix: str = "") -> dict[s
 
 
 def seg_row(prob3: np.ndarray, gt3: np.ndarray) -> dict[str, Any]:
-    """Per-frame Dice/IoU/Precision/Recall, frame means, TCS, TCS_fg and confusion counts.
+    """Per-frame Dice/IoU/Precision/Recall, frame means, the foreground-middle-slice columns, TCS, TCS_fg
+    and confusion counts.
+
+    The frame means count an empty-and-empty frame as 1 (see `tascmt.evaluation.metrics.seg`);
+    ``{dice,iou,precision,recall}_fg`` repeat the Y2 values when the ground-truth Y2 has foreground and are
+    NaN otherwise, so their means over rows are the metrics on foreground middle slices.
 
     Args:
         prob3: (3, H, W) predicted probabilities of (Y1, Y2, Y3).
@@ -36,6 +42,7 @@ def seg_row(prob3: np.ndarray, gt3: np.ndarray) -> dict[str, Any]:
             row[f"{k}_{f}"] = counts[k]
     for k in SEG_KEYS:
         row[k] = float(np.mean([row[f"{k}_{f}"] for f in FRAMES]))
+    row.update(foreground_middle({k: row[f"{k}_y2"] for k in SEG_KEYS}, row["tp_y2"] + row["fn_y2"] > 0))
     row["tcs"] = M.tcs(prob3)
     row["tcs_fg"] = M.tcs_fg(prob3, gt3)
     return row

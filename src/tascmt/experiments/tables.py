@@ -2,6 +2,15 @@
 
 ``results`` everywhere is ``{configuration label: {seed: {metric: value}}}`` (values may be None/NaN when a
 metric does not apply, e.g. PSNR of a segmentation-only model; such cells read "n/a").
+
+Every table states, under it, the conventions of the segmentation columns it shows (:data:`CONVENTIONS`):
+the frame-averaged Dice/IoU/Precision/Recall count a frame whose prediction and ground truth are both empty
+as 1 (so predicting nothing scores well where most slices are empty); the ``*_fg`` columns are the middle
+frame's values over the triplets whose ground-truth Y2 has foreground (predicting nothing scores 0 there,
+Precision 1 by convention); ``dice_global`` is pooled (TP/FP/FN summed). HD95 counts a volume with exactly
+one empty mask (a missed or a false-positive volume) as the in-plane image diagonal in mm
+(`tascmt.evaluation.folders.hd95_or_diagonal`), and the table reports how many volumes were missed and
+false (``hd95_missed_whole_volume`` / ``hd95_false_whole_volume`` per run, summed over seeds).
 """
 
 from __future__ import annotations
@@ -20,13 +29,33 @@ from tascmt.experiments.presets import ExperimentSpec, RunSpec
 Results = Mapping[str, Mapping[int, Mapping[str, Any]]]
 
 HEADERS = {
-    "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "edge_ssim": "EdgeSSIM", "dice": "Dice",
-    "iou": "IoU", "precision": "Precision", "recall": "Recall", "dice_y2": "Dice Ŷ2",
-    "dice_global": "global Dice", "tcs": "TCS", "tcs_fg": "TCS_fg", "val_loss": "val. loss (unweighted)",
-    "dice_volume": "3-D Dice (triplets)", "dice_whole_volume": "3-D Dice (volumes)",
-    "hd95_mm_whole_volume": "HD95 (mm)", "surface_dice_whole_volume": "surface Dice",
+    "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "edge_ssim": "EdgeSSIM",
+    "dice": "Dice (frame avg.)", "iou": "IoU (frame avg.)", "precision": "Precision (frame avg.)",
+    "recall": "Recall (frame avg.)", "dice_y2": "Dice Ŷ2 (all)",
+    "dice_fg": "Dice (fg Ŷ2)", "iou_fg": "IoU (fg Ŷ2)", "precision_fg": "Precision (fg Ŷ2)",
+    "recall_fg": "Recall (fg Ŷ2)", "dice_global": "Dice (pooled)", "tcs": "TCS", "tcs_fg": "TCS_fg",
+    "val_loss": "val. loss (unweighted)", "dice_volume": "3-D Dice (triplets)",
+    "dice_whole_volume": "3-D Dice (volumes)", "hd95_mm_whole_volume": "HD95 (mm; miss = diagonal)",
+    "hd95_missed_whole_volume": "missed volumes", "hd95_false_whole_volume": "false-positive volumes",
+    "surface_dice_whole_volume": "surface Dice",
 }
-DIGITS = {"psnr": 2, "val_loss": 4, "hd95_mm_whole_volume": 2}
+DIGITS = {"psnr": 2, "val_loss": 4, "hd95_mm_whole_volume": 2, "hd95_missed_whole_volume": 1,
+          "hd95_false_whole_volume": 1}
+#: The convention stated under a table for each segmentation column it shows.
+CONVENTIONS = {
+    "dice": "frame avg.: mean over triplets and their three frames; a frame with empty prediction and empty "
+            "ground truth scores 1 (so predicting nothing scores high where most slices are empty)",
+    "dice_y2": "Ŷ2 (all): the middle frame over every triplet, empty ∧ empty = 1",
+    "dice_fg": "fg Ŷ2: the middle frame over the triplets whose ground-truth Y2 has foreground; predicting "
+               "nothing scores Dice = IoU = Recall = 0 (Precision = 1: nothing predicted)",
+    "dice_global": "pooled: TP/FP/FN summed over every frame of every triplet, then one Dice",
+    "hd95_mm_whole_volume": "HD95 per whole volume; a volume with exactly one empty mask (missed or false "
+                            "positive) counts as the in-plane image diagonal in mm; both empty: 0",
+}
+_CONVENTION_OF = {"iou": "dice", "precision": "dice", "recall": "dice", "iou_fg": "dice_fg",
+                  "precision_fg": "dice_fg", "recall_fg": "dice_fg", "hd95_missed_whole_volume":
+                  "hd95_mm_whole_volume", "hd95_false_whole_volume": "hd95_mm_whole_volume"}
+HD95_COUNTS = ("hd95_missed_whole_volume", "hd95_false_whole_volume")
 #: Metrics where the linear-interpolation baseline has a value (shown as an extra, seed-independent row).
 LINEAR_METRICS = ("psnr", "ssim", "lpips", "edge_ssim")
 
@@ -75,6 +104,7 @@ def markdown_table(spec: ExperimentSpec, results: Results, seeds: Sequence[int])
         lines.append("| linear (X1+X3)/2 | – | " + " | ".join(cells) + " |")
     lines += ["", f"Mean ± sample std over seeds {list(seeds)}; Welch's t-test against **{spec.reference}**: "
               "\\* p < 0.05, \\*\\* p < 0.01, \\*\\*\\* p < 0.001 (no marker: not significant or undefined)."]
+    lines += conventions_markdown(spec, results)
     kinds = {c.kind for c in spec.configs}
     if "reference" in kinds:
         lines += ["", "Rows marked *(no training)* are parameter-free references: the same numbers for every "
@@ -86,6 +116,38 @@ def markdown_table(spec: ExperimentSpec, results: Results, seeds: Sequence[int])
     if spec.deltas_from:
         lines += ["", delta_markdown(spec, comp)]
     return "\n".join(lines) + "\n"
+
+
+def conventions_markdown(spec: ExperimentSpec, results: Results) -> list[str]:
+    """The conventions of the table's segmentation columns, and missed / false-positive volume counts when
+    an HD95 column is shown (``[]`` when the table has no such column)."""
+    keys = []
+    for m in spec.metrics:
+        k = _CONVENTION_OF.get(m, m)
+        if k in CONVENTIONS and k not in keys:
+            keys.append(k)
+    if not keys:
+        return []
+    lines = ["", "Conventions: empty masks: both empty → Dice = IoU = Precision = Recall = 1; one empty → "
+             "Dice = IoU = 0; empty ground truth → Recall = 1; empty prediction → Precision = 1."]
+    lines += [f"- {CONVENTIONS[k]}." for k in keys]
+    if "hd95_mm_whole_volume" in keys:
+        lines.append("- volumes counted at the diagonal (summed over seeds): "
+                     + "; ".join(f"{c.label}: {hd95_counts(results, c.label)}" for c in spec.configs) + ".")
+    return lines
+
+
+def hd95_counts(results: Results, label: str) -> str:
+    """``"m missed, f false"`` summed over a configuration's seeds, or ``"not reported"`` when its runs
+    carry no counts (``hd95_missed_whole_volume`` / ``hd95_false_whole_volume``)."""
+    sums: list[str | None] = []
+    for key in HD95_COUNTS:
+        vals = [v for v in _values(results, label, key) if v is not None and math.isfinite(v)]
+        sums.append(str(round(sum(vals))) if vals else None)
+    if sums == [None, None]:
+        return "not reported"
+    missed, false = (x if x is not None else "?" for x in sums)
+    return f"{missed} missed, {false} false"
 
 
 def model_cell(c: RunSpec) -> str:

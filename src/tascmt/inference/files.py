@@ -3,7 +3,8 @@
 This is what ``tascmt predict`` runs. Every output is written atomically, in the input's original
 orientation and header, with the slice spacing divided by the factor and both end slices (so the first
 slice's position) kept; nothing is ever written over an input, and existing outputs are only replaced
-with ``overwrite=True``. All output paths are checked before the first volume is processed.
+with ``overwrite=True``. All output paths, and that the output folder can be written, are checked before
+the first volume is processed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from tascmt.errors import ConfigError, InputError
 from tascmt.inference.predict import OUTPUTS, predict_volume
 from tascmt.inference.predictor import Predictor
+from tascmt.utils.writable import check_writable_folder
 
 
 @dataclass
@@ -146,6 +148,7 @@ def predict_files(
         (slices), ``factor``, ``spacing`` (output, canonical), ``seconds`` (prediction), ``s_per_slice``.
     """
     from tascmt.io.load import load_volume
+    from tascmt.io.nifti import is_nifti_path
     from tascmt.io.orientation import upsampled_affine
     from tascmt.io.save import save_like
 
@@ -156,6 +159,7 @@ def predict_files(
         raise ConfigError(f"output folder {output} is the input folder; choose another (outputs would be "
                           "mixed with the inputs)")
     plans = plan_outputs(find_inputs(input), output, outputs, save_probabilities, overwrite)
+    check_writable_folder(Path(output).parent if is_nifti_path(output) else output)  # before any work
     if isinstance(checkpoint, Predictor):
         predictor = checkpoint
     else:

@@ -6,10 +6,13 @@ A balancer turns the per-task losses of one step into the scalar that the traini
     total.backward()
 
 Learnable strategies keep their parameters (θ, task weights) in the balancer module; ``param_groups()``
-returns them as their own optimiser group (lr 1e-3, no weight decay, SPEC §5/§11.8), so the training loop
-builds one optimiser over ``[model group(s)] + balancer.param_groups()``. ``epoch_end`` is called once per
-epoch with the epoch's average training losses (only DWA uses it). Early stopping and checkpoint
-selection use :func:`unweighted_total`, never the balanced total (the paper form's total → −∞).
+returns them as their own optimiser group with no weight decay (decay would pull θ towards 0, i.e. towards
+weights of 1, which is no balance point), so the training loop builds one optimiser over
+``[model group(s)] + balancer.param_groups()``. The group's learning rate is the balancer's ``lr``; passed
+as None it is the strategy's ``default_lr``: ``BALANCER_LR`` (1e-3) for GradNorm and the paper form,
+``KENDALL_LR`` (1e-2, see ``tascmt.losses.uncertainty`` for why) for Kendall's weighting. ``epoch_end`` is
+called once per epoch with the epoch's average training losses (only DWA uses it). Early stopping and
+checkpoint selection use :func:`unweighted_total`, never the balanced total (the paper form's total → −∞).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 DEFAULT_TASKS = ("interp", "seg")
+#: Default learning rate of a balancer's optimiser group (strategies may override ``default_lr``).
 BALANCER_LR = 1e-3
 
 
@@ -42,13 +46,16 @@ class Balancer(nn.Module):
 
     Args:
         task_names: task keys in a fixed order, e.g. ("interp", "seg"); ``combine`` expects exactly these.
-        lr: learning rate of the balancer's own optimiser group.
+        lr: learning rate of the balancer's own optimiser group; None → the class's ``default_lr``.
     """
 
     name = "base"
+    default_lr = BALANCER_LR
 
-    def __init__(self, task_names: Iterable[str] = DEFAULT_TASKS, lr: float = BALANCER_LR):
+    def __init__(self, task_names: Iterable[str] = DEFAULT_TASKS, lr: float | None = None):
         super().__init__()
+        if lr is None:
+            lr = type(self).default_lr
         names = tuple(task_names)
         if not names or len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
             raise ValueError(f"{type(self).__name__}: task_names must be distinct strings, got {names!r}")

@@ -23,7 +23,8 @@ from tascmt.training.distributed import all_reduce_
 from tascmt.training.sampler import ResumableSampler
 from tascmt.training.trainer import Trainer
 
-RESFORMER_DEFAULTS: dict[str, Any] = {"lr": 1e-4, "weight_decay": 3e-5, "batch_size": 8, "epochs": 150}
+RESFORMER_DEFAULTS: dict[str, Any] = {"lr": 1e-4, "weight_decay": 3e-5, "batch_size": 8, "epochs": 150,
+                                      "steps_per_epoch": None}  # its own protocol: one-pass epochs
 POLY_POWER = 0.9
 __all__ = [
     "RESFORMER_DEFAULTS",

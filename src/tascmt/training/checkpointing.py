@@ -6,32 +6,50 @@ manifest: modality, normalisation, in-plane policy, gap) — so ``load_model(run
 else — and ``last/`` adds ``train_state.safetensors`` + ``train_state.json`` (optimizer, scheduler,
 GradScaler, balancer, every rank's RNG states, the loop counters and early-stopping state).
 Folders are swapped in whole (``state_io.write_checkpoint_dir``): a kill never leaves a half-written one.
+Each save of ``last/`` keeps the one before as ``last.prev/``; a resume whose ``last/`` is damaged (any
+file unreadable, truncated or inconsistent) falls back to ``last.prev/`` with a warning — never to
+``best/``, which would silently rewind the run to its best epoch.
 
-Saving is collective under DDP (RNG states are gathered from every rank); only rank 0 writes.
+Saving is collective under DDP (RNG states are gathered from every rank); only rank 0 writes. Rank 0 also
+holds the run folder's lock (:func:`lock_run_folder`) for the whole run, so that a second training on the
+same folder is refused instead of overwriting this one's checkpoints and logs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
-from tascmt.errors import CheckpointError, ConfigError
-from tascmt.training.distributed import barrier
+from tascmt.errors import CheckpointError, ConfigError, TascmtError
+from tascmt.training.distributed import all_reduce_, barrier
 from tascmt.training.rng import gather_rng_states, restore_rank_rng
-from tascmt.training.state_io import find_checkpoint_dir, load_state, save_state, write_checkpoint_dir
+from tascmt.training.signals import SIGNAL_STOP
+from tascmt.training.state_io import (
+    checkpoint_candidates,
+    find_checkpoint_dir,
+    load_state,
+    save_state,
+    write_checkpoint_dir,
+)
 from tascmt.utils.atomic import write_json_atomic
+from tascmt.utils.lock import lock_folder
 from tascmt.utils.provenance import write_run_info
 
 if TYPE_CHECKING:
     from tascmt.training.trainer import Trainer
 
-__all__ = ["data_extra", "find_checkpoint_dir", "restore", "save_best", "save_last", "save_on_stop",
-           "start_run_folder"]
+__all__ = ["data_extra", "find_checkpoint_dir", "lock_run_folder", "restore", "save_best", "save_last",
+           "save_on_stop", "start_run_folder"]
 
 #: Entries of the cache manifest's ``params`` copied (same names) into every model checkpoint's ``extra``.
 MANIFEST_KEYS = ("modality", "norm", "inplane", "gap_mm", "tol_mm", "protocol", "size", "slice_axis",
@@ -79,6 +97,47 @@ def check_run_folder(trainer: Trainer) -> None:
                           "--resume or choose another --out")
 
 
+def lock_run_folder(trainer: Trainer) -> contextlib.AbstractContextManager[Any]:
+    """Lock the run folder for this run (rank 0 holds the lock; call on every rank after the process group
+    is up). Raises :class:`~tascmt.utils.lock.FolderInUseError` on every rank when another process holds it.
+
+    A fresh run creates the folder first; a resume of a missing folder is left to
+    :func:`check_run_folder` (nothing to resume).
+    """
+    lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    error: Exception | None = None
+    created = None
+    if trainer.dist.is_main:
+        try:
+            if not trainer.resume and not trainer.run_dir.exists():
+                trainer.run_dir.mkdir(parents=True)
+                created = trainer.run_dir
+            if trainer.run_dir.is_dir():
+                lock = lock_folder(trainer.run_dir, "run folder")
+        except (TascmtError, OSError) as err:  # raised on every rank below, or the others would wait forever
+            error = err
+    failed = all_reduce_(torch.tensor([0.0 if error is None else 1.0], device=trainer.device), op="max")
+    if error is not None:
+        raise error
+    if failed.item() > 0:
+        raise ConfigError(f"run folder {trainer.run_dir} could not be locked by rank 0 (another process uses "
+                          "it, or it cannot be created)")
+    return _holding(lock, created)
+
+
+@contextlib.contextmanager
+def _holding(lock: contextlib.AbstractContextManager[Any], created: Path | None) -> Iterator[None]:
+    """Hold ``lock``; when the run fails, remove the run folder this run created if it is still empty."""
+    try:
+        with lock:
+            yield
+    except BaseException:
+        if created is not None:
+            with contextlib.suppress(OSError):
+                created.rmdir()  # only an empty folder: a failure before anything was written
+        raise
+
+
 def start_run_folder(trainer: Trainer) -> None:
     """Rank 0 of a fresh run: create the folder, write ``config.json`` and ``provenance.json``."""
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +165,7 @@ def save_last(trainer: Trainer) -> None:
             trainer.save_model_files(folder, _model_extra(trainer))
             save_state(folder, state)
 
-        write_checkpoint_dir(trainer.run_dir / "last", write)
+        write_checkpoint_dir(trainer.run_dir / "last", write, keep_previous=True)
     barrier()
 
 
@@ -128,7 +187,8 @@ def save_best(trainer: Trainer, metrics: dict[str, Any] | None = None, note: str
 
 
 def save_on_stop(trainer: Trainer, reason: str) -> None:
-    """A clean stop inside an epoch (time budget, max_steps): save ``last/``, and ``best/`` if none exists.
+    """A clean stop inside an epoch (time budget, max_steps, a signal): save ``last/``, and ``best/`` if none
+    exists (not after a signal: no validation pass then, the process is expected to end soon).
 
     The fallback ``best/`` is the current model, validated when there is a validation split; it does not
     change the early-stopping state, so a resumed run continues exactly as an uninterrupted one. At an epoch
@@ -136,7 +196,7 @@ def save_on_stop(trainer: Trainer, reason: str) -> None:
     """
     if trainer.state.step_in_epoch > 0 or find_checkpoint_dir(trainer.run_dir / "last") is None:
         save_last(trainer)
-    if find_checkpoint_dir(trainer.run_dir / "best") is not None:
+    if reason == SIGNAL_STOP or find_checkpoint_dir(trainer.run_dir / "best") is not None:
         return
     metrics = trainer.validate() if trainer.val_data is not None else {}
     save_best(trainer, metrics=metrics, note=f"saved when training stopped ({reason}) before any "
@@ -144,26 +204,110 @@ def save_on_stop(trainer: Trainer, reason: str) -> None:
 
 
 def restore(trainer: Trainer, last: Path) -> None:
-    """Load ``last/`` into a fully built trainer (model weights, optimizer, ..., RNG states last)."""
-    folder = find_checkpoint_dir(last)
-    if folder is None:
+    """Load ``last/`` into a fully built trainer (model weights, optimizer, ..., RNG states last).
+
+    When the newest version is damaged (:class:`CheckpointError`), the previous one (``last.prev/``) is
+    loaded instead, with a warning: the run continues from up to ``checkpoint_every`` steps earlier.
+    Changed training settings (:class:`ConfigError`) are never worked around.
+    """
+    candidates = checkpoint_candidates(last)
+    if not candidates:
         raise CheckpointError(f"{last}: no checkpoint to resume from")
+    errors: list[CheckpointError] = []
+    for folder in candidates:
+        try:
+            _restore_from(trainer, folder)
+        except CheckpointError as err:
+            errors.append(err)
+            continue
+        if errors and trainer.dist.is_main:
+            print(f"warning: {errors[0]}; resuming from the previous checkpoint {folder} instead",
+                  file=sys.stderr, flush=True)
+            _set_aside(candidates[0], folder)
+        return
+    if len(errors) == 1:
+        raise errors[0]
+    raise CheckpointError(f"{errors[0]}; the previous checkpoint is damaged too ({errors[-1]})")
+
+
+def _set_aside(damaged: Path, used: Path) -> None:
+    """Rename a damaged newest ``last/`` to ``last.damaged/`` (kept for inspection), so that the next save
+    does not rotate it into ``last.prev/`` in place of the good checkpoint the run resumed from."""
+    if damaged == used or damaged.name != used.name.removesuffix(".prev"):
+        return
+    target = damaged.parent / f"{damaged.name}.damaged"
+    with contextlib.suppress(OSError):
+        if target.exists():
+            shutil.rmtree(target)
+        damaged.rename(target)
+        print(f"warning: the damaged checkpoint was moved to {target}", file=sys.stderr, flush=True)
+
+
+#: What ``train_state.json``'s ``state`` must hold, with the type of each entry.
+_STATE_ENTRIES = {"loop": dict, "optimizer": dict, "scheduler": dict, "scaler": dict, "rng": list}
+
+
+def _restore_from(trainer: Trainer, folder: Path) -> None:
+    """Load one checkpoint folder; every damaged or missing piece is a :class:`CheckpointError` naming it."""
     state = load_state(folder)
-    _check_same_settings(state.get("config"), trainer.config.to_dict(), folder)
-    trainer.load_model_weights(folder)
+    jpath = folder / "train_state.json"
+    for key, kind in _STATE_ENTRIES.items():
+        if not isinstance(state.get(key), kind):
+            found = "missing" if key not in state else f"a {type(state[key]).__name__}"
+            raise CheckpointError(f"{jpath}: the training state's {key!r} entry is {found} (damaged file)")
+    saved = state.get("config")
+    if saved is not None and not isinstance(saved, dict):
+        raise CheckpointError(f"{jpath}: the training state's 'config' entry is not an object (damaged file)")
+    _check_same_settings(saved, trainer.config.to_dict(), folder)
+    _check_weights_file(folder / "model.safetensors")
+    try:
+        trainer.load_model_weights(folder)
+    except CheckpointError:
+        raise
+    except Exception as err:  # a hook's own reader (safetensors raises its own error type)
+        raise CheckpointError(f"{folder / 'model.safetensors'}: cannot load the model weights "
+                              f"({_one_line(err)})") from err
     try:
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.scheduler.load_state_dict(state["scheduler"])
         trainer.scaler.load_state_dict(state["scaler"])
         if trainer.balancer is not None and state.get("balancer") is not None:
             trainer.balancer.load_state_dict(state["balancer"])
-    except (KeyError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{folder}: training state does not match this run's model/optimizer ({err})") \
-            from err
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as err:
+        raise CheckpointError(f"{jpath}: training state does not match this run's model/optimizer "
+                              f"({_one_line(err)})") from err
     loop = state["loop"]
     fields = {f.name for f in dataclasses.fields(trainer.state)}
-    trainer.state = type(trainer.state)(**{k: v for k, v in loop.items() if k in fields})
-    restore_rank_rng(state["rng"], trainer.dist.rank)
+    try:
+        new_state = type(trainer.state)(**{k: v for k, v in loop.items() if k in fields})
+        if not all(isinstance(getattr(new_state, k), int) for k in ("epoch", "global_step", "step_in_epoch")):
+            raise TypeError("loop counters are not integers")
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{jpath}: the training state's loop counters are damaged ({_one_line(err)})") \
+            from err
+    try:
+        restore_rank_rng(state["rng"], trainer.dist.rank)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise CheckpointError(f"{jpath}: the saved random number generator states are damaged "
+                              f"({_one_line(err)})") from err
+    trainer.state = new_state
+
+
+def _check_weights_file(path: Path) -> None:
+    """Parse the header of a safetensors file (fast: no tensor is read) so that a damaged file is named."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: the model weights file is missing")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except (OSError, SafetensorError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: cannot read the model weights ({_one_line(err)})") from err
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300] or type(err).__name__
 
 
 def _check_same_settings(saved: dict[str, Any] | None, current: dict[str, Any], folder: Path) -> None:

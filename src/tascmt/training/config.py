@@ -1,10 +1,13 @@
 """Training configuration: one dataclass, saved as ``config.json`` in the run folder and read back on resume.
 
-Defaults follow SPEC §5–6 and §11.8: AdamW (lr 1e-4, weight decay 1e-5), batch 2, at most 100 epochs,
-cosine annealing of the learning rate to 1e-6 with ``T_max = epochs`` stepped **once per epoch** (after
-the epoch's last optimiser step), gradient-norm clipping at 1.0, early stopping on the *unweighted*
-validation loss ``L_interp + L_seg`` with patience 10 (counted in validation rounds), the Kendall
-balancer whose parameters get their own optimiser group (lr 1e-3, no weight decay).
+Defaults (docs/design.md §6): AdamW (weight decay 1e-5; lr 1e-4 for the ``paper`` size, 1e-3 — measured
+best within CPU budgets — for ``small`` and ``tiny``), batch 2, at most 100 epochs of 250 optimiser steps
+each (sampled with replacement; ``steps_per_epoch=None`` gives the paper's one-pass epochs), cosine
+annealing of the learning rate to 1e-6 — over the epochs, or over the budget when ``max_steps`` or
+``max_minutes`` is set — gradient-norm clipping at 1.0, early stopping with patience 10 validation rounds
+(after ``min_epochs``) on a scale-free criterion (each task's validation loss relative to its first
+value, summed, so that neither task dominates by its loss scale), the Kendall balancer whose parameters get
+their own optimiser group (its own default lr, no weight decay).
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from tascmt.errors import ConfigError
+
+#: AdamW learning rate of the paper protocol, and the one measured best for CPU-size models in a budget.
+PAPER_LR = 1e-4
+SMALL_LR = 1e-3
 
 #: Fields that may differ between a run and its resumption (they do not change the maths of training).
 RUNTIME_FIELDS = frozenset(
@@ -31,16 +38,23 @@ class TrainConfig:
         cache_dir: the triplet cache written by ``tascmt prepare`` (``manifest.json``, ``splits.json``).
         out_dir: the run folder (config, provenance, logs, ``best/`` and ``last/`` checkpoints).
         model / size / model_overrides: passed to ``tascmt.models.create_model(model, size, **overrides)``.
-        epochs: number of epochs (≤ 100 in the paper protocol); also the cosine schedule's ``T_max``.
+        epochs: number of epochs (≤ 100 in the paper protocol); also the cosine schedule's ``T_max`` when no
+            budget (``max_steps`` / ``max_minutes``) is set.
+        steps_per_epoch: optimiser steps per epoch, samples drawn with replacement (default 250); None for
+            epochs of one pass over the training triplets (the paper's protocol).
+        min_epochs: validation rounds before early stopping may act.
+        lr_schedule: ``"auto"`` (cosine over the budget when ``max_steps`` or ``max_minutes`` is set, stepped
+            every optimiser step; else over ``epochs``), ``"budget"`` or ``"epochs"``.
         batch_size: samples per optimiser step *per process* (DDP multiplies it by the world size).
-        lr / weight_decay: AdamW settings for the model parameters.
+        lr / weight_decay: AdamW settings for the model parameters; ``lr=None`` picks 1e-4 for the ``paper``
+            size and 1e-3 for the others.
         min_lr: the cosine schedule's ``eta_min``.
         patience: validation rounds without improvement of the unweighted validation loss before stopping
             (0 disables early stopping). Without a validation split the unweighted training loss is used.
         grad_clip: maximum global gradient norm (``<= 0`` disables clipping).
         balancer / balancer_kwargs / balancer_lr: loss balancing strategy (``tascmt.losses.make_balancer``);
-            its parameters (e.g. Kendall's θ) form a separate optimiser group with ``balancer_lr`` and no
-            weight decay.
+            its parameters (e.g. Kendall's θ) form a separate optimiser group with ``balancer_lr`` (None: the
+            strategy's own default) and no weight decay.
         interp_alpha: weight of L1 in the hybrid interpolation loss ``α·L1 + (1−α)·MSE``.
         seg_loss: ``"bce"`` or ``"dice_bce"``.
         seed: run seed (initialisation, sampling order, augmentation); the patient split is fixed by
@@ -56,9 +70,11 @@ class TrainConfig:
             torch's compute threads for the cores, measured many times slower on 2 cores) and
             ``min(4, cpu_count // processes)`` on CUDA.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-        amp: fp16 autocast + GradScaler; only ever used on CUDA (never on the CPU, SPEC §11.13).
+        amp: fp16 autocast + GradScaler; only ever used on CUDA (never on the CPU: bf16 is hundreds of times
+            slower on some CPUs and CPU FFTs reject float16).
         val_every: validate every this many epochs (and always after the last epoch).
-        checkpoint_every: also save ``last/`` every this many optimiser steps (0: only at epoch ends).
+        checkpoint_every: also save ``last/`` every this many optimiser steps (0: only at epoch ends);
+            the default 200 bounds the work a kill or a crash loses to a few minutes.
         max_nonfinite: stop with an error after this many consecutive non-finite steps.
         progress / tensorboard: progress bar and TensorBoard logging (rank 0 only).
         ddp_find_unused: ``find_unused_parameters`` for DDP (needed for variants with dead parameters).
@@ -70,15 +86,18 @@ class TrainConfig:
     size: str = "small"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     epochs: int = 100
+    steps_per_epoch: int | None = 250
+    min_epochs: int = 0
+    lr_schedule: str = "auto"
     batch_size: int = 2
-    lr: float = 1e-4
+    lr: float | None = None
     weight_decay: float = 1e-5
     min_lr: float = 1e-6
     patience: int = 10
     grad_clip: float = 1.0
     balancer: str = "kendall"
     balancer_kwargs: dict[str, Any] = field(default_factory=dict)
-    balancer_lr: float = 1e-3
+    balancer_lr: float | None = None
     interp_alpha: float = 0.4
     seg_loss: str = "bce"
     seed: int = 0
@@ -91,7 +110,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     val_every: int = 1
-    checkpoint_every: int = 0
+    checkpoint_every: int = 200
     max_nonfinite: int = 5
     progress: bool = True
     tensorboard: bool = True
@@ -100,6 +119,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.cache_dir = str(self.cache_dir)
         self.out_dir = str(self.out_dir)
+        if self.lr is None:
+            self.lr = PAPER_LR if self.size == "paper" else SMALL_LR
         self.validate()
 
     def validate(self) -> None:
@@ -109,18 +130,20 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"train option {name!r} must be an integer >= 1, got {value!r}")
-        for name in ("max_steps", "max_steps_per_epoch"):
+        for name in ("max_steps", "max_steps_per_epoch", "steps_per_epoch"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"train option {name!r} must be None or an integer >= 1, got {value!r}")
         if self.num_workers is not None and (not isinstance(self.num_workers, int) or self.num_workers < 0):
             raise ConfigError(f"train option 'num_workers' must be None or an integer >= 0, got "
                               f"{self.num_workers!r}")
-        for name in ("patience", "checkpoint_every", "seed"):
+        for name in ("patience", "checkpoint_every", "seed", "min_epochs"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"train option {name!r} must be an integer >= 0, got {value!r}")
         for name in ("lr", "balancer_lr"):
+            if name == "balancer_lr" and self.balancer_lr is None:
+                continue
             if not getattr(self, name) > 0:
                 raise ConfigError(f"train option {name!r} must be > 0, got {getattr(self, name)!r}")
         for name in ("weight_decay", "min_lr"):
@@ -136,6 +159,9 @@ class TrainConfig:
             raise ConfigError(f"train option 'device' must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.fold is not None and (not isinstance(self.fold, int) or self.fold < 0):
             raise ConfigError(f"train option 'fold' must be None or an integer >= 0, got {self.fold!r}")
+        if self.lr_schedule not in ("auto", "budget", "epochs"):
+            raise ConfigError(f"train option 'lr_schedule' must be 'auto', 'budget' or 'epochs', got "
+                              f"{self.lr_schedule!r}")
         if self.seg_loss not in ("bce", "dice_bce"):
             raise ConfigError(f"train option 'seg_loss' must be 'bce' or 'dice_bce', got {self.seg_loss!r}")
 
@@ -149,6 +175,9 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown train option(s) {unknown}; known options: {sorted(known)}")
+        d = dict(d)
+        d.setdefault("steps_per_epoch", None)  # runs written before fixed-step epochs made one-pass epochs
+        d.setdefault("lr_schedule", "epochs")  # ... and annealed over the epochs
         return cls(**d)
 
     @classmethod

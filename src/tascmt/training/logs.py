@@ -18,8 +18,8 @@ from tascmt.utils.atomic import write_text_atomic
 STEP_COLUMNS = ("step", "epoch", "loss", "L_interp", "L_seg", "w_interp", "w_seg", "lr", "grad_norm",
                 "samples_per_s", "skipped")
 EPOCH_COLUMNS = ("epoch", "step", "train_loss", "train_L_interp", "train_L_seg", "val_loss", "val_L_interp",
-                 "val_L_seg", "val_psnr", "val_dice", "w_interp", "w_seg", "lr", "target_clip_frac",
-                 "skipped_steps", "epoch_s", "samples_per_s", "best")
+                 "val_L_seg", "val_criterion", "val_psnr", "val_dice", "w_interp", "w_seg", "lr",
+                 "target_clip_frac", "skipped_steps", "epoch_s", "samples_per_s", "best")
 
 
 def _fmt(v: Any) -> Any:

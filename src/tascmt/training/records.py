@@ -40,6 +40,7 @@ class LoopState:
     skipped_total: int = 0
     epoch_sums: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    val_ref: dict[str, float] = field(default_factory=dict)  # first validation losses (selection scale)
 
 
 @dataclass

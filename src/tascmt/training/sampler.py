@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from torch.utils.data import Dataset, DistributedSampler
+import torch
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 
 class ResumableSampler(DistributedSampler):
@@ -28,6 +29,39 @@ class ResumableSampler(DistributedSampler):
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
         return iter(indices[self.start:])
+
+    def __len__(self) -> int:
+        return max(0, self.num_samples - self.start)
+
+
+class FixedStepSampler(Sampler[int]):
+    """Epochs of a fixed number of samples drawn *with replacement*, a pure function of (seed, epoch, rank).
+
+    ``tascmt train --steps-per-epoch N`` makes every epoch ``N`` optimiser steps long whatever the dataset
+    size: a small dataset no longer gives epochs of a few steps (early stopping acting within a minute), and
+    a large one no longer validates only once an hour. Each rank draws its own ``num_samples`` indices;
+    :meth:`set_start` skips those already used when a run resumes inside an epoch.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int, num_samples: int):
+        self.n = len(dataset)  # type: ignore[arg-type]
+        if self.n < 1:
+            raise ValueError("FixedStepSampler needs a non-empty dataset")
+        self.num_replicas, self.rank, self.seed = int(num_replicas), int(rank), int(seed)
+        self.num_samples = int(num_samples)
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def set_start(self, start: int) -> None:
+        self.start = max(0, int(start))
+
+    def __iter__(self) -> Iterator[int]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7_919 + self.rank)
+        idx = torch.randint(self.n, (self.num_samples,), generator=gen).tolist()
+        return iter(idx[self.start:])
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.start)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,8 @@ from tascmt.training.distributed import (
 from tascmt.training.logs import RunLogger, epoch_summary
 from tascmt.training.metrics import dice_per_sample, psnr_per_sample
 from tascmt.training.records import LoopState, RunResult, StepOutput
-from tascmt.training.sampler import ResumableSampler
+from tascmt.training.sampler import FixedStepSampler, ResumableSampler
+from tascmt.training.signals import SIGNAL_STOP, StopSignals, TrainingInterrupted, signal_name
 from tascmt.utils.seed import seed_everything
 
 TASK_OUTPUT = {"interp": "interp", "seg": "seg_logits"}
@@ -133,13 +135,38 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-        """Cosine annealing over ``epochs`` (T_max), stepped after each epoch, down to ``min_lr``.
+        """Cosine annealing down to ``min_lr``: over ``epochs`` (T_max), stepped after each epoch; or, with a
+        budget (``max_steps`` / ``max_minutes``), over the budget, stepped after every optimiser step.
 
         Every group (the balancer's too) is annealed from its own initial lr by the same factor.
         """
         cfg = self.config
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: _cosine_factor(e, cfg.epochs,
-                                                                                     cfg.min_lr / cfg.lr))
+        floor = cfg.min_lr / cfg.lr
+        if self._budgeted():
+            self._per_step_schedule = True
+            return torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda _: _cosine_factor(self._budget_progress(), 1.0, floor))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: _cosine_factor(e, cfg.epochs, floor))
+
+    def _budgeted(self) -> bool:
+        """Whether the lr follows the budget: ``lr_schedule="budget"``, or ``"auto"`` with a budget set."""
+        cfg = self.config
+        if cfg.lr_schedule == "epochs":
+            return False
+        has_budget = cfg.max_steps is not None or cfg.max_minutes is not None
+        if cfg.lr_schedule == "budget" and not has_budget:
+            raise ConfigError("lr_schedule 'budget' needs max_steps or max_minutes")
+        return has_budget
+
+    def _budget_progress(self) -> float:
+        """Fraction of the training budget used: steps of ``max_steps``, or this invocation's minutes of
+        ``max_minutes`` (whichever is further along when both are set)."""
+        cfg, p = self.config, 0.0
+        if cfg.max_steps is not None:
+            p = self.state.global_step / cfg.max_steps
+        if cfg.max_minutes is not None and self._start_time:
+            p = max(p, (time.monotonic() - self._start_time) / (60.0 * cfg.max_minutes))
+        return min(max(p, 0.0), 1.0)
 
     def set_train_mode(self) -> None:
         self.model.train()
@@ -266,18 +293,40 @@ class Trainer:
 
     # ------------------------------------------------------------------ driver
     def fit(self) -> RunResult:
-        """Run (or resume) training to the end; returns a :class:`RunResult` (on every rank)."""
+        """Run (or resume) training to the end; returns a :class:`RunResult` (on every rank).
+
+        The run folder is locked for the run (a second training on it is refused). SIGTERM or SIGINT stops
+        after the current step, saves ``last/`` and raises :class:`TrainingInterrupted` (exit status 143 /
+        130 from the command line); see ``tascmt.training.signals``.
+        """
         owns_group = self.dist.enabled and not torch.distributed.is_initialized()
         init_distributed(self.dist, self.device)
         try:
-            self._setup()
-            reason = self._loop()
-            barrier()
-            return self._result(reason)
+            with checkpointing.lock_run_folder(self), StopSignals() as stop:
+                self._stop_signals = stop
+                self._setup()
+                reason = self._loop()
+                barrier()
+                if reason == SIGNAL_STOP:
+                    raise self._interrupted(stop.signum or signal.SIGTERM)
+                return self._result(reason)
         finally:
+            self._stop_signals = None
             self.logger.close()
             if owns_group:
                 shutdown_distributed()
+
+    def _signal_requested(self) -> bool:
+        """A stop signal arrived (on this rank) while :meth:`fit` runs."""
+        stop = getattr(self, "_stop_signals", None)
+        return stop is not None and stop.requested
+
+    def _interrupted(self, signum: int) -> TrainingInterrupted:
+        st = self.state
+        return TrainingInterrupted(signum, (
+            f"stopped by {signal_name(signum)} at step {st.global_step} (epoch {st.epoch + 1}); "
+            f"{self.run_dir / 'last'} holds the training state: continue with "
+            f"`tascmt train --resume {self.run_dir}`"))
 
     def _setup(self) -> None:
         cfg = self.config
@@ -302,8 +351,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         if self.dist.enabled:  # different augmentation streams per rank (initial weights come from rank 0)
             seed_everything(cfg.seed + 7919 * self.dist.rank)
-        self.sampler = ResumableSampler(self.train_data, self.dist.world_size, self.dist.rank,
-                                        shuffle=True, seed=cfg.seed)
+        if cfg.steps_per_epoch is None:  # the paper's epochs: one pass over the training triplets
+            self.sampler = ResumableSampler(self.train_data, self.dist.world_size, self.dist.rank,
+                                            shuffle=True, seed=cfg.seed)
+        else:  # fixed-length epochs, drawn with replacement
+            self.sampler = FixedStepSampler(self.train_data, self.dist.world_size, self.dist.rank, cfg.seed,
+                                            cfg.steps_per_epoch * cfg.batch_size)
+        if self.val_data is None and self.dist.is_main and cfg.progress:
+            print("note: the cache has no validation triplets for this split/fold: no early stopping, "
+                  "training runs to its budget and best/ is the lowest training loss", flush=True)
         if self.resume:
             checkpointing.restore(self, self.run_dir / "last")
         elif self.dist.is_main:
@@ -341,19 +397,24 @@ class Trainer:
         return "epochs"
 
     def _stop_request(self) -> str | None:
-        """``"max_steps"`` / ``"time_budget"`` when the run must stop now (agreed across ranks)."""
+        """``"max_steps"`` / ``"time_budget"`` / ``"signal"`` when the run must stop now (agreed across
+        ranks: a signal that reached one rank stops them all)."""
         cfg = self.config
         code = 0.0
         if cfg.max_steps is not None and self.state.global_step >= cfg.max_steps:
             code = 1.0
         elif cfg.max_minutes is not None and time.monotonic() - self._start_time >= 60.0 * cfg.max_minutes:
             code = 2.0
+        if self._signal_requested():
+            code = 3.0
         code = all_reduce_(torch.tensor([code], device=self.device), op="max").item()
-        return {0.0: None, 1.0: "max_steps", 2.0: "time_budget"}[code]
+        return {0.0: None, 1.0: "max_steps", 2.0: "time_budget", 3.0: SIGNAL_STOP}[code]
 
     def _steps_this_epoch(self) -> int:
         per_rank = self.sampler.num_samples
         steps = math.ceil(per_rank / self.config.batch_size)
+        if self.config.steps_per_epoch is not None:
+            steps = self.config.steps_per_epoch
         if self.config.max_steps_per_epoch is not None:
             steps = min(steps, self.config.max_steps_per_epoch)
         return steps
@@ -385,6 +446,8 @@ class Trainer:
                 rate = out.batch_size * self.dist.world_size / dt
                 speed = rate if speed is None else 0.9 * speed + 0.1 * rate
                 self._record_step(out, speed, dt)
+                if getattr(self, "_per_step_schedule", False):
+                    self.scheduler.step()  # the lr follows the budget, step by step
                 bar.update(1)
                 bar.set_postfix(self._postfix(out, speed), refresh=False)
                 if cfg.checkpoint_every and st.global_step % cfg.checkpoint_every == 0:
@@ -456,9 +519,10 @@ class Trainer:
         if (st.epoch + 1) % cfg.val_every == 0 or st.epoch + 1 == cfg.epochs:
             if self.val_data is not None:
                 record.update(self.validate())
-                criterion = record["val_loss"]
+                criterion = self._selection_criterion({k: record[f"val_L_{k}"] for k in self.tasks})
+                record["val_criterion"] = criterion
             elif train:
-                criterion = sum(train.values())  # no validation split: unweighted training loss
+                criterion = self._selection_criterion(train)  # no validation split: the training losses
         if self.balancer is not None and len(train) == len(self.tasks):
             self.balancer.epoch_end(train)
         record.update({f"w_{k}": v for k, v in self.task_weights().items()})
@@ -480,7 +544,18 @@ class Trainer:
         if improved:
             checkpointing.save_best(self)
         checkpointing.save_last(self)
-        return cfg.patience > 0 and st.bad_rounds >= cfg.patience
+        can_stop = self.val_data is not None and st.epoch >= cfg.min_epochs
+        return can_stop and cfg.patience > 0 and st.bad_rounds >= cfg.patience
+
+    def _selection_criterion(self, losses: dict[str, float]) -> float:
+        """Scale-free model selection: Σ_k L_k / L_k(first validation), so each task counts by its relative
+        improvement, not by its loss scale (raw BCE is ~20× the interpolation loss and would otherwise make
+        ``best/`` the best segmenter). The reference values are kept in the loop state (exact resume)."""
+        ref = self.state.val_ref
+        for k, v in losses.items():
+            if k not in ref and math.isfinite(v) and v > 0:
+                ref[k] = float(v)
+        return float(sum(v / ref[k] if ref.get(k) else v for k, v in losses.items()))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

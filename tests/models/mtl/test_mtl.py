@@ -1,4 +1,5 @@
-"""The multi-task baselines (paper §4.5): shapes, gradients, the contract, MoE gating, DFE, configs."""
+"""The multi-task baselines (paper §4.5): shapes, gradients, the contract, cross-task exchange, MMoE gating,
+the shared DFE, configs."""
 
 from __future__ import annotations
 
@@ -10,17 +11,15 @@ import tascmt.models.mtl  # noqa: F401  (registers the variants until tascmt.mod
 from tascmt.models import ModelConfigError, create_model, list_models, load_model, model_config, save_model
 from tascmt.models.mtl import DFE, MTL_MODELS, capped_dilations
 from tascmt.models.registry import model_from_config
+from tascmt.resformer import dfe as resformer_dfe
 
 
 def task_loss(out: dict[str, torch.Tensor], task: str, gen: torch.Generator) -> torch.Tensor:
     """A loss on one output against a random target (so no gradient vanishes by symmetry)."""
     if task == "interp":
         return F.mse_loss(out["interp"], torch.rand(out["interp"].shape, generator=gen))
-    if task == "seg":
-        target = (torch.rand(out["seg_logits"].shape, generator=gen) > 0.5).float()
-        return F.binary_cross_entropy_with_logits(out["seg_logits"], target)
-    target = (torch.rand(out["cls_logits"].shape, generator=gen) > 0.5).float()
-    return F.binary_cross_entropy_with_logits(out["cls_logits"], target)
+    target = (torch.rand(out["seg_logits"].shape, generator=gen) > 0.5).float()
+    return F.binary_cross_entropy_with_logits(out["seg_logits"], target)
 
 
 def test_registered():
@@ -37,12 +36,15 @@ def test_forward_shapes_and_contract(name, h, w):
     assert out["interp"].shape == (2, 1, h, w)
     assert out["seg_logits"].shape == (2, 3, h, w)
     assert all(torch.isfinite(v).all() for v in out.values())
-    assert 0 <= out["interp"].min() and out["interp"].max() <= 1  # direct (sigmoid) head
-    pred = model.eval().predict(x)
-    assert set(pred) == {"interp", "seg"}
-    assert 0 <= pred["seg"].min() and pred["seg"].max() <= 1 and not pred["seg"].requires_grad
     cfg = model.config
-    assert (cfg.name, cfg.size, cfg.tasks, cfg.interp_output) == (name, "tiny", ("interp", "seg"), "direct")
+    # the interpolation head follows the main model's preset at this size (harmonised across rows)
+    assert cfg.interp_output == model_config("tasc_swinmt", "tiny").interp_output
+    if cfg.interp_output == "direct":
+        assert 0 <= out["interp"].min() and out["interp"].max() <= 1  # sigmoid head
+    pred = model.eval().predict(x)
+    assert {"interp", "seg"} <= set(pred)  # (+ "interp_residual" with the residual head)
+    assert 0 <= pred["seg"].min() and pred["seg"].max() <= 1 and not pred["seg"].requires_grad
+    assert (cfg.name, cfg.size, cfg.tasks) == (name, "tiny", ("interp", "seg"))
 
 
 @pytest.mark.parametrize("name", MTL_MODELS)
@@ -55,22 +57,50 @@ def test_small_size_forward(name):
     assert all(torch.isfinite(v).all() for v in out.values())
 
 
-@pytest.mark.parametrize(
-    ("name", "overrides"),
-    [*((n, {}) for n in MTL_MODELS), ("mtl_cross_concat", {"aux_classifier": True, "aux_classes": 2})],
-)
-def test_every_parameter_gets_a_gradient(name, overrides):
-    model = create_model(name, "tiny", **overrides)
+@pytest.mark.parametrize("name", MTL_MODELS)
+def test_every_parameter_gets_a_gradient(name):
+    model = create_model(name, "tiny")
     out = model(torch.rand(2, 2, 64, 64))
-    assert ("cls_logits" in out) == bool(overrides)
-    if overrides:
-        assert out["cls_logits"].shape == (2, 2)
+    assert set(out) == {"interp", "seg_logits"}  # no auxiliary outputs that no loss would train
     gen = torch.Generator().manual_seed(1)
-    sum(task_loss(out, t, gen) for t in ("interp", "seg", "cls") if t != "cls" or overrides).backward()
+    sum(task_loss(out, t, gen) for t in ("interp", "seg")).backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert all(g is None or torch.isfinite(g).all() for g in grads.values())
     assert sorted(n for n, g in grads.items() if g is None or not (g != 0).any()) == []
-    assert any(n.startswith("aux.") for n in grads) == bool(overrides)
+
+
+def _tower_grad(model, loss: torch.Tensor, tower: str) -> float:
+    params = list(model.towers[tower].parameters())
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+
+@pytest.mark.parametrize(("name", "exchanges"), [("mtl_concat", True), ("mtl_cross_concat", True),
+                                                 ("mtl_shared_bottom", False), ("mtl_moe", False)])
+def test_cross_task_exchange(name, exchanges):
+    """Concat rows: each task's loss reaches the other task's tower; Shared-Bottom and MMoE: it does not."""
+    model = create_model(name, "tiny")
+    out = model(torch.rand(2, 2, 64, 64))
+    gen = torch.Generator().manual_seed(5)
+    assert (_tower_grad(model, task_loss(out, "seg", gen), "interp") > 0) == exchanges
+    assert (_tower_grad(model, task_loss(out, "interp", gen), "seg") > 0) == exchanges
+
+
+def test_concat_feeds_both_branches_conv1x1_of_the_concatenation():
+    model = create_model("mtl_concat", "tiny").eval()
+    _, maps = model.forward_intermediates(torch.rand(1, 2, 64, 64))
+    for j in (1, 2, 3):
+        fi, fs, fused = maps[f"dec{j}.interp"], maps[f"dec{j}.seg"], maps[f"dec{j}.concat"]
+        conv = model.concat[j - 1]
+        assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (2 * fi.shape[1], fi.shape[1], (1, 1))
+        torch.testing.assert_close(fused, conv(torch.cat([fi, fs], dim=1)))
+    seen = {}
+    hooks = [model.heads[t].register_forward_pre_hook(lambda m, a, t=t: seen.__setitem__(t, a[0]))
+             for t in ("interp", "seg")]
+    model(torch.rand(1, 2, 64, 64))
+    for h in hooks:
+        h.remove()
+    assert seen["interp"] is seen["seg"]  # both heads read the same fused map
 
 
 @pytest.mark.parametrize("name", MTL_MODELS)
@@ -86,28 +116,55 @@ def test_shared_parameters_get_gradients_from_both_tasks(name):
         assert sum(float(g.abs().sum()) for g in grads) > 0, task
 
 
-def test_moe_gate_sums_to_one_and_is_shared_by_both_tasks():
+def test_mmoe_one_gate_per_task_over_expert_encoders():
     model = create_model("mtl_moe", "tiny", moe_experts=3)
-    seen = {}
-    hooks = [
-        model.towers[t].expands[0].register_forward_pre_hook(lambda m, a, t=t: seen.__setitem__(t, a[0]))
-        for t in ("interp", "seg")
-    ]
-    out, maps = model.forward_intermediates(torch.rand(4, 2, 64, 64))
-    for hook in hooks:
-        hook.remove()
-    gate = maps["moe.gate"]
-    assert gate.shape == (4, 3)
-    torch.testing.assert_close(gate.sum(dim=1), torch.ones(4))
-    assert (gate > 0).all()
-    # one gate: both towers start from the very same gated mixture ...
-    assert seen["interp"] is maps["moe.mix"] and seen["seg"] is maps["moe.mix"]
-    assert sum(1 for n, _ in model.named_modules() if n.endswith("gate")) == 1
-    # ... and each task's loss trains that gate
+    assert len(model.experts) == 3 and not hasattr(model, "encoder")  # the experts replace the shared bottom
+    assert set(model.gates) == {"interp", "seg"}
+    x = torch.rand(4, 2, 64, 64)
+    out, maps = model.forward_intermediates(x)
+    for t in ("interp", "seg"):
+        gate = maps[f"moe.gate.{t}"]
+        assert gate.shape == (4, 3)
+        torch.testing.assert_close(gate.sum(dim=1), torch.ones(4))
+        assert (gate > 0).all()
+        # every encoder output the tower uses (S1..S3 and the bottleneck S4) is the gated expert mixture
+        for k in range(1, 5):
+            experts = torch.stack([maps[f"expert{e}.s{k}"] for e in (1, 2, 3)], dim=1)
+            mix = (gate[:, :, None, None, None] * experts).sum(dim=1)
+            torch.testing.assert_close(maps[f"moe.{t}.s{k}"], mix)
+    assert not torch.allclose(maps["moe.gate.interp"], maps["moe.gate.seg"])  # two gates
+    # each task's loss trains its own gate only
     gen = torch.Generator().manual_seed(3)
-    for task in ("interp", "seg"):
-        (g,) = torch.autograd.grad(task_loss(out, task, gen), [model.moe.gate.weight], retain_graph=True)
-        assert g.abs().sum() > 0, task
+    for task, other in (("interp", "seg"), ("seg", "interp")):
+        loss = task_loss(out, task, gen)
+        own, oth = torch.autograd.grad(loss, [model.gates[task].weight, model.gates[other].weight],
+                                       retain_graph=True, allow_unused=True)
+        assert own.abs().sum() > 0 and (oth is None or oth.abs().sum() == 0), task
+
+
+def test_moe_towers_read_the_mixtures():
+    model = create_model("mtl_moe", "tiny")
+    seen = {}
+    hooks = [model.towers[t].fusions[2].register_forward_pre_hook(lambda m, a, t=t: seen.__setitem__(t, a[0]))
+             for t in ("interp", "seg")]
+    _, maps = model.forward_intermediates(torch.rand(2, 2, 64, 64))
+    for h in hooks:
+        h.remove()
+    for t in ("interp", "seg"):
+        c = maps[f"moe.{t}.s1"].shape[1]
+        torch.testing.assert_close(seen[t][:, c:], maps[f"moe.{t}.s1"])  # cat(U, skip): the skip is S1's mix
+
+
+def test_one_dfe_at_full_width():
+    """``tascmt.models.mtl.DFE`` is ResFormer's DFE (width C in every branch), used by mtl_cross_concat."""
+    assert DFE is resformer_dfe.DFE and capped_dilations is resformer_dfe.capped_dilations
+    dfe = DFE(8, (1, 2, 3))
+    assert all(b[0].out_channels == 8 for b in dfe.branches)
+    assert sum(p.numel() for p in dfe.parameters()) == 65 * 8 * 8 + 12 * 8 + 98
+    model = create_model("mtl_cross_concat", "tiny")
+    widths = [d.branches[0][0].out_channels for d in model.dfes]
+    assert widths == list(model.config.dec_dims)
+    assert all(type(d) is resformer_dfe.DFE for d in model.dfes)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +192,7 @@ def test_fixed_dilations_leave_dead_taps_on_small_maps():
     assert model.dfes[0].dilations == (6, 12, 18)
     out = model(torch.rand(2, 2, 64, 64))
     task_loss(out, "seg", torch.Generator().manual_seed(4)).backward()
-    w = model.dfes[0].branches[1][0].weight.grad  # (C/2, C, 3, 3)
+    w = model.dfes[0].branches[1][0].weight.grad  # (C, C, 3, 3)
     off_centre = w.clone()
     off_centre[..., 1, 1] = 0
     assert off_centre.abs().max() == 0 and w[..., 1, 1].abs().max() > 0
@@ -165,11 +222,15 @@ def test_config_validation_and_round_trip():
         create_model("mtl_concat", "tiny", tasks=("interp",))
     with pytest.raises(ModelConfigError, match="moe_experts"):
         create_model("mtl_moe", "tiny", moe_experts=1)
+    with pytest.raises(ModelConfigError, match="moe_gate_grid"):
+        create_model("mtl_moe", "tiny", moe_gate_grid=0)
+    with pytest.raises(ModelConfigError, match="aux_classifier"):
+        create_model("mtl_cross_concat", "tiny", aux_classifier=True)
     with pytest.raises(ModelConfigError, match="dfe_dilation_mode"):
         create_model("mtl_cross_concat", "tiny", dfe_dilation_mode="scale")
     with pytest.raises(ModelConfigError, match="unknown model size"):
         create_model("mtl_moe", "huge")
-    model = create_model("mtl_cross_concat", "tiny", aux_classifier=True)
+    model = create_model("mtl_cross_concat", "tiny", dfe_dilation_mode="fixed")
     again = model_from_config("mtl_cross_concat", model.config.to_dict())
     assert again.config == model.config
     assert list(again.state_dict()) == list(model.state_dict())

@@ -1,14 +1,21 @@
-"""Segmentation metrics and temporal consistency (SPEC §8).
+"""Segmentation metrics and temporal consistency.
 
 Masks are arrays of any shape (a 2-D frame, a (3, H, W) triplet or a 3-D volume); predictions are
-binarised with ``> threshold`` (0.5) and GT with ``> 0.5``. Empty-mask conventions (SPEC §8):
+binarised with ``> threshold`` (0.5) and GT with ``> 0.5``. Empty-mask conventions:
 
 * both prediction and GT empty → Dice = IoU = Precision = Recall = 1;
 * exactly one empty → Dice = IoU = 0;
 * GT empty → Recall = 1; prediction empty → Precision = 1.
 
-Aggregation: :func:`confusion` gives TP/FP/FN/TN counts; :func:`aggregate_counts` sums counts (per frame,
-per volume or over the test set — the "global" Dice) and applies the same conventions to the sums.
+Because of the first rule a frame average over mostly empty slices rewards predicting nothing (an
+all-background predictor scores 1 on every empty-and-empty frame). Two summaries cannot be gamed that way:
+
+* **foreground middle slices**: the Ŷ2 metrics over the triplets whose ground-truth Y2 has foreground
+  (``*_fg`` keys of :func:`seg_metrics_frames`, NaN on the other triplets); predicting nothing scores
+  Dice = IoU = Recall = 0 there (Precision = 1 by the empty-prediction rule);
+* **pooled** ("global") metrics: :func:`confusion` gives TP/FP/FN/TN counts; :func:`aggregate_counts` sums
+  counts (per frame, per volume or over the test set) and applies the same conventions to the sums, so an
+  empty frame adds nothing unless something is predicted on it.
 """
 
 from __future__ import annotations
@@ -72,11 +79,13 @@ def seg_metrics(pred, gt, threshold: float = 0.5) -> dict[str, float]:
 
 
 def seg_metrics_frames(pred3, gt3, threshold: float = 0.5) -> dict[str, float]:
-    """Per-triplet metrics (SPEC §8): each of the 3 frames separately, then averaged over the frames.
+    """Per-triplet metrics: each of the 3 frames separately, then averaged over the frames.
 
     Args: pred3, gt3: (3, H, W) masks/probabilities for (Y1, Y2, Y3).
-    Returns: ``dice, iou, precision, recall`` (frame means) and ``dice_y2, iou_y2, precision_y2,
-    recall_y2`` (the middle frame alone).
+    Returns: ``dice, iou, precision, recall`` (frame means; an empty-and-empty frame counts 1),
+    ``dice_y2, iou_y2, precision_y2, recall_y2`` (the middle frame alone) and ``dice_fg, iou_fg,
+    precision_fg, recall_fg``: the middle frame's metrics when its ground truth has foreground, else NaN
+    (averaging them with ``np.nanmean`` gives the foreground-middle-slice metrics).
     """
     p = np.asarray(pred3)
     g = np.asarray(gt3)
@@ -85,7 +94,15 @@ def seg_metrics_frames(pred3, gt3, threshold: float = 0.5) -> dict[str, float]:
     per = [seg_metrics(p[f], g[f], threshold) for f in range(3)]
     out = {k: float(np.mean([m[k] for m in per])) for k in per[0]}
     out.update({f"{k}_y2": v for k, v in per[1].items()})
+    out.update(foreground_middle(per[1], bool((g[1] > 0.5).any())))
     return out
+
+
+def foreground_middle(y2_metrics: Mapping[str, float], gt_y2_has_fg: bool) -> dict[str, float]:
+    """``{dice_fg, iou_fg, precision_fg, recall_fg}``: the Ŷ2 metrics when the GT Y2 has foreground, else
+    NaN (the triplet is not a foreground middle slice and is left out of their means)."""
+    keys = ("dice", "iou", "precision", "recall")
+    return {f"{k}_fg": float(y2_metrics[k]) if gt_y2_has_fg else math.nan for k in keys}
 
 
 def _check_triplet(masks3, name: str) -> np.ndarray:

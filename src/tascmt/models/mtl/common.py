@@ -3,7 +3,11 @@
 Every variant: x (B, 2, H, W) = [X1, X3] -> the ``tasc_swinmt`` Swin encoder without TALA
 (``TascEncoder``, skips S1 (C, H/4) .. S4 (8C, H/32)) -> a variant-specific two-branch decoder ending at
 (B, C, H/4, W/4) per task -> ``PixelShuffleHead`` per task -> {"interp": (B, 1, H, W),
-"seg_logits": (B, 3, H, W)}.
+"seg_logits": (B, 3, H, W)}. ``mtl_moe`` replaces the one shared encoder by a mixture of expert encoders
+(it overrides :meth:`MTLModel.task_features`).
+
+The heads (the main model's ``PixelShuffleHead``) and the initialisation (``init_weights``) are the same
+for every row, so that the rows differ only in how the two tasks share and exchange features.
 """
 
 from __future__ import annotations
@@ -53,14 +57,15 @@ class TaskTower(nn.Module):
 class MTLModel(BaselineModel):
     """Base of the multi-task baselines: the shared encoder and the two heads; subclasses implement
     ``decode(skips, record) -> ({"interp": (B, C, H/4, W/4), "seg": ...}, extra outputs)`` and
-    ``shared_parameters()``."""
+    ``shared_parameters()``, or override :meth:`task_features` (with ``shared_encoder=False``)."""
 
     config_cls: type = MTLConfig
 
-    def __init__(self, config: MTLConfig):
+    def __init__(self, config: MTLConfig, shared_encoder: bool = True):
         super().__init__()
         self.config = config
-        self.encoder = TascEncoder(config.encoder_config())
+        if shared_encoder:
+            self.encoder = TascEncoder(config.encoder_config())
         out_chans = {"interp": 1, "seg": config.seg_classes}
         self.heads = nn.ModuleDict({t: PixelShuffleHead(config.dims[0], out_chans[t]) for t in TASK_NAMES})
 
@@ -69,10 +74,16 @@ class MTLModel(BaselineModel):
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         raise NotImplementedError
 
+    def task_features(
+        self, x: torch.Tensor, record: Record | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """x: (B, 2, H, W) -> ({task: (B, C, H/4, W/4)}, extra outputs): shared encoder, then ``decode``."""
+        skips = self.encoder(x, record, "enc")  # [S1 (B, C, H/4, W/4) .. S4 (B, 8C, H/32, W/32)]
+        return self.decode(skips, record)
+
     def _forward(self, x: torch.Tensor, record: Record | None) -> dict[str, torch.Tensor]:
         """x: (B, 2, H, W) -> {"interp": (B, 1, H, W), "seg_logits": (B, 3, H, W)} (+ extra outputs)."""
-        skips = self.encoder(x, record, "enc")  # [S1 (B, C, H/4, W/4) .. S4 (B, 8C, H/32, W/32)]
-        feats, extra = self.decode(skips, record)
+        feats, extra = self.task_features(x, record)
         r = self.heads["interp"](feats["interp"])  # (B, 1, H, W)
         out = {
             "interp": interp_from_head(r, x, self.config.interp_output),

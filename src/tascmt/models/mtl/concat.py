@@ -1,17 +1,23 @@
-"""``mtl_concat``: direct feature concatenation (Tables 13/14, row "direct concatenation").
+"""``mtl_concat``: direct feature concatenation (Tables 13/14, row "Concat(F_interp, F_seg)").
 
-The main model's topology with its three modules replaced by the plainest choices: the shared Swin
-encoder (no TALA), a two-branch decoder whose PatchExpand and Swin block of each stage are shared by the
-branches (as in TASC-SwinMT, SPEC §2 step 8), and at each stage a per-branch skip fusion that is a
-plain concat + Conv1x1 (SPEC §11.9's "removed MSTAF"); no cross-task interaction (no CTCI).
+The plainest way for two task decoders to share what they learn: at every decoder level the two
+branches' features are concatenated and one 1x1 convolution maps them back to the level's width; both
+branches continue from that same fused map. On the main model's backbone:
 
-    Fi = Fs = S4
-    stage j = 1..3:  U_t = PE_j(F_t);  F_t = Blk_j(Conv1x1_{j,t}(cat(U_t, S_{4-j})))   t in {interp, seg}
-    interp = sigma(Head_i(Fi)) (or residual);  seg_logits = Head_s(Fs)
+    shared Swin encoder (the main model's, no TALA):  S1 (C, H/4) .. S4 (8C, H/32)
+    F_interp = F_seg = S4
+    stage j = 1..3 (width C_j = 4C, 2C, C):
+        F_t = Blk_{j,t}(Conv1x1_{j,t}(cat(PE_{j,t}(F_t), S_{4-j})))      t in {interp, seg}  (task towers)
+        F_interp = F_seg = Conv1x1_{2C_j -> C_j, j}(cat(F_interp, F_seg))   (one conv per level, shared)
+    interp = sigma(Head_i(F_interp)) (or residual);  seg_logits = Head_s(F_seg)
 
-Unlike ``mtl_shared_bottom`` the decoder's expands and blocks are hard-shared; only the fusions and the
-heads are task-specific. Parameters: 16,974,160 (paper), 1,073,410 (small), 33,450 (tiny);
-thop 77.76 GMAC at 1×2×512².
+The towers are ``mtl_shared_bottom``'s (their own PatchExpand, concat + 1x1 skip fusion and Swin block per
+stage); what this row adds is the cross-task concatenation. Unlike ``mtl_cross_concat`` there is one
+fusion per level whose output both branches receive (no per-task exchange convs) and the skips are plain
+(no DFE). ``forward_intermediates`` records each level's tower outputs ``dec{j}.interp`` / ``dec{j}.seg``
+and the fused map ``dec{j}.concat``.
+
+Parameters: 21,245,854 (paper), 1,343,785 (small), 42,190 (tiny).
 """
 
 from __future__ import annotations
@@ -20,44 +26,41 @@ import torch
 from torch import nn
 
 from tascmt.models.baselines.base import Record
-from tascmt.models.layers import PatchExpand, init_weights
-from tascmt.models.mtl.common import TASK_NAMES, MTLModel, concat_fusion, decoder_block, record_feats
+from tascmt.models.layers import init_weights
+from tascmt.models.mtl.common import TASK_NAMES, MTLModel, TaskTower, record_feats
 from tascmt.models.mtl.config import MTLConfig, mtl_size_config
 from tascmt.models.registry import register_model
 
 
 class MTLConcat(MTLModel):
-    """Shared encoder, decoder expands/blocks shared by both branches, per-branch concat + 1x1 fusion."""
+    """Shared encoder, two task towers, and at every level Conv1x1(cat(F_interp, F_seg)) fed to both."""
 
     config_cls = MTLConfig
 
     def __init__(self, config: MTLConfig):
         super().__init__(config)
         dims = config.dec_dims  # (4C, 2C, C)
-        self.expands = nn.ModuleList(PatchExpand(2 * d) for d in dims)
-        self.fusions = nn.ModuleDict({t: nn.ModuleList(concat_fusion(d) for d in dims) for t in TASK_NAMES})
-        self.blocks = nn.ModuleList(decoder_block(config, j) for j in range(len(dims)))
+        self.towers = nn.ModuleDict({t: TaskTower(config) for t in TASK_NAMES})
+        self.concat = nn.ModuleList(nn.Conv2d(2 * d, d, 1) for d in dims)  # Conv1x1_{2C_j -> C_j}
         self.apply(init_weights)
 
     def decode(self, skips: list[torch.Tensor], record: Record | None):
         feats = {t: skips[3] for t in TASK_NAMES}  # (B, 8C, H/32, W/32)
         for j in range(3):
-            skip = skips[2 - j]  # (B, C_j, h, w)
-            u = {t: self.expands[j](feats[t]) for t in TASK_NAMES[:1 if j == 0 else 2]}  # (B, C_j, h, w)
-            u.setdefault("seg", u["interp"])  # stage 1: both branches expand the same S4
-            feats = {
-                t: self.blocks[j](self.fusions[t][j](torch.cat([u[t], skip], dim=1)))  # (B, C_j, h, w)
-                for t in TASK_NAMES
-            }
+            feats = {t: self.towers[t].stage(j, feats[t], skips[2 - j]) for t in TASK_NAMES}  # (B, C_j, h, w)
             record_feats(record, j, feats)
+            fused = self.concat[j](torch.cat([feats["interp"], feats["seg"]], dim=1))  # (B, C_j, h, w)
+            if record is not None:
+                record[f"dec{j + 1}.concat"] = fused
+            feats = {t: fused for t in TASK_NAMES}
         return feats, {}
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        """The last decoder block's second MLP layer, whose weights both branches use."""
-        return list(self.blocks[-1].mlp.fc2.parameters())
+        """The last level's concat fusion: the last layer whose output both heads consume."""
+        return list(self.concat[-1].parameters())
 
 
 @register_model(MTLConcat)
 def mtl_concat(size: str) -> MTLConfig:
-    """Multi-task baseline: direct feature concatenation (shared decoder, concat + 1x1 skip fusion)."""
+    """Multi-task baseline: direct concatenation Conv1x1(cat(F_interp, F_seg)) at every decoder level."""
     return mtl_size_config(MTLConfig, "mtl_concat", size)

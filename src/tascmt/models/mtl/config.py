@@ -22,7 +22,8 @@ class MTLConfig(BaselineConfig):
     """Fields common to the multi-task baselines: both tasks, the pair as input, the main model's encoder.
 
     ``dec_heads`` lists decoder stages 1..3 (widths 4C, 2C, C; one Swin block each, shift 0, as in the
-    main model). ``interp_output``: "direct" (sigmoid) or "residual" ((X1+X3)/2 + r), SPEC §11.16.
+    main model). ``interp_output``: "direct" (sigmoid) or "residual" ((X1+X3)/2 + r), as
+    in the main model.
     """
 
     name: str = ""
@@ -73,18 +74,16 @@ DFE_DILATION_MODES = ("cap", "fixed")
 
 @dataclass(frozen=True)
 class CrossConcatConfig(MTLConfig):
-    """Cross-task concatenation (SPEC §9): DFE on skips, optional auxiliary classifier on stages 3-4.
+    """Cross-task concatenation with DFE-refined skips (ResFormer-style).
 
     ``dfe_dilation_mode``: "cap" limits each dilation to half the skip map's side at the nominal
     ``img_size`` (so that no dilated tap only ever sees padding), "fixed" uses ``dfe_dilations`` as given.
-    ``aux_classifier`` adds ``"cls_logits"`` (B, ``aux_classes``) to the outputs.
+    (The auxiliary "tumour present" classifier of earlier versions is gone: the project's trainer has no loss
+    for it, so it never received a gradient.)
     """
 
     dfe_dilations: tuple[int, ...] = (6, 12, 18)
     dfe_dilation_mode: str = "cap"
-    aux_classifier: bool = False
-    aux_classes: int = 1
-    aux_hidden: int = 32
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,26 +92,23 @@ class CrossConcatConfig(MTLConfig):
                                    f"{DFE_DILATION_MODES}")
         if not self.dfe_dilations or any(int(d) != d or d < 1 for d in self.dfe_dilations):
             raise ModelConfigError(f"model config dfe_dilations={self.dfe_dilations!r} must be positive ints")
-        if self.aux_classes < 1 or self.aux_hidden < 1:
-            raise ModelConfigError(f"model config aux_classes={self.aux_classes}, aux_hidden="
-                                   f"{self.aux_hidden} must be >= 1")
 
 
 @dataclass(frozen=True)
 class MoEConfig(MTLConfig):
-    """Mixture of experts at the bottleneck: ``moe_experts`` residual conv experts of hidden width
-    ``moe_hidden_ratio`` x 8C, one task-agnostic softmax gate."""
+    """Multi-gate mixture of experts: ``moe_experts`` expert encoders (each the shared-bottom encoder) and
+    one softmax gate per task, linear in the input average-pooled to ``moe_gate_grid`` x ``moe_gate_grid``."""
 
     moe_experts: int = 4
-    moe_hidden_ratio: float = 0.25
+    moe_gate_grid: int = 8
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.moe_experts < 2:
             raise ModelConfigError(f"model config moe_experts={self.moe_experts} must be >= 2")
-        if not 0 < self.moe_hidden_ratio <= 4 or int(self.dims[-1] * self.moe_hidden_ratio) < 1:
-            raise ModelConfigError(f"model config moe_hidden_ratio={self.moe_hidden_ratio} must be in (0, 4] "
-                                   f"and give at least one channel of {self.dims[-1]}")
+        if not 1 <= self.moe_gate_grid <= 32:
+            raise ModelConfigError(f"model config moe_gate_grid={self.moe_gate_grid} must be in [1, 32] "
+                                   "(inputs are at least 32 px a side)")
 
 
 def mtl_size_config(cls: type[C], name: str, size: str, **flags: Any) -> C:
