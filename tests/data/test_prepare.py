@@ -234,5 +234,5 @@ def test_cli_prepare_10_cases_256(tmp_path, capsys):
     assert main(args) == 0
     assert main(["prepare", str(task), str(tmp_path / "cache"), "--size", "256", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "train" in out and "with policy fg_plus_bg" in out
+    assert "train" in out and "with policy every" in out
     shutil.rmtree(tmp_path / "cache")

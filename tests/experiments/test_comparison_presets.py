@@ -1,4 +1,4 @@
-"""The comparison presets of SPEC §12 (interpolation baselines, segmentation baselines in the oracle and
+"""The comparison presets of the paper's tables (docs/design.md §9: interpolation baselines, segmentation baselines in the oracle and
 cascade settings, multi-task methods): resolution, validation, and end-to-end runs on a phantom cache
 (tiny models, one optimiser step per training run)."""
 
@@ -11,8 +11,9 @@ import time
 import pytest
 
 from tascmt.errors import ConfigError
+from tascmt.experiments.planning import check_models
 from tascmt.experiments.presets import PRESETS, REFERENCE_MODELS, ExperimentSpec, RunSpec, resolve_spec
-from tascmt.experiments.runner import MARKER, PART_MARKER, _check_models, run_experiment
+from tascmt.experiments.runner import MARKER, PART_MARKER, run_experiment
 from tests.experiments._helpers import make_cache
 
 RUNTIME = {"num_workers": 0, "tensorboard": False}
@@ -30,7 +31,7 @@ def test_comparison_presets_resolve_to_registered_models():
     known = set(list_models())
     for name in COMPARISONS:
         spec = resolve_spec(name)
-        _check_models(spec)  # raises on unknown names and on ill-formed cascades
+        check_models(spec)  # raises on unknown names and on ill-formed cascades
         assert spec.reference == "full" and spec.configs[-1].model == "tasc_swinmt"
         for c in spec.configs:
             assert c.model in known or c.model in REFERENCE_MODELS, (name, c)
@@ -71,7 +72,7 @@ def test_spec_validation_for_references_and_cascades():
                           ("swinunet_interp", "tasc_swinmt")):
         bad = ExperimentSpec("s", (RunSpec("x", model, interp=interp),), reference="x")
         with pytest.raises(ConfigError, match=r"cascade|interpolation model"):
-            _check_models(bad)
+            check_models(bad)
 
 
 def test_mixed_kinds_end_to_end_and_reuse(tmp_path):

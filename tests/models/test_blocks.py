@@ -92,7 +92,7 @@ def test_literal_ctci_is_point_symmetric_and_fixed_is_not():
 
 
 def test_alignment_shift_behaviour():
-    """SPEC §3.5: the literal F_align is blind to circular shifts of its inputs; the fixed one follows."""
+    """docs/design.md §3: the literal F_align is blind to circular shifts of its inputs; the fixed one follows."""
     xs, xt = torch.randn(1, 4, 16, 16), torch.randn(1, 4, 16, 16)
     roll = (lambda t: torch.roll(t, shifts=(5, 8), dims=(-2, -1)))  # noqa: E731
     lit, fixed = CTCI(4, "literal"), CTCI(4, "fixed")
@@ -105,7 +105,7 @@ def test_alignment_shift_behaviour():
 def _fft_blocks():
     """block, number of inputs, input offset. The inputs' spectra overflow fp16 at DC (64*64*20 = 81920 >
     65504) unless the FFT runs in fp32. The literal CTCI's *output* is itself a squared-magnitude spectrum
-    (SPEC §3.5: ~3.6e5 at initialisation), which no fp16 tensor can hold: it is checked with bf16 only."""
+    (docs/design.md §3: ~3.6e5 at initialisation), which no fp16 tensor can hold: it is checked with bf16 only."""
     return {
         "tala": (TALA(8), 1, 20.0),
         "spectral": (SpectralFilter(8), 1, 20.0),
@@ -148,7 +148,7 @@ def test_literal_ctci_output_exceeds_fp16_range():
 
 @pytest.mark.parametrize("name", ["mstaf", "ctci_fixed", "ctci_literal", "tala"])
 def test_constant_map_gives_finite_gradients(name):
-    """A constant map has exact zeros everywhere but DC in its spectrum (SPEC §11.15)."""
+    """A constant map has exact zeros everywhere but DC in its spectrum (docs/design.md §3)."""
     x = torch.full((2, 8, 8, 8), 0.5, requires_grad=True)
     y = torch.full((2, 8, 8, 8), -0.25, requires_grad=True)
     if name == "mstaf":

@@ -1,4 +1,4 @@
-"""``init="stable"``: the untrained model starts near its identity paths; ``init="paper"`` is SPEC §3.7."""
+"""``init="stable"``: the untrained model starts near its identity paths; ``init="paper"`` is the paper's (docs/design.md §3)."""
 
 from __future__ import annotations
 

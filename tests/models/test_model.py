@@ -13,7 +13,7 @@ from tascmt.models import ModelConfigError, TascConfig, TascSwinMT, create_model
 from tascmt.models.registry import get_entry
 
 ALL = [n for n in list_models() if get_entry(n).model_cls is TascSwinMT]  # this family (not baselines)
-# SPEC §3.4: in the reference behaviour the no-op gate's conv + weight net get (numerically) zero
+# docs/design.md §3: in the reference behaviour the no-op gate's conv + weight net get (numerically) zero
 # gradient, and the seg outputs of CTCI 1-2 are discarded by the next MSTAF (Fs <- Out_seg).
 REF_DEAD = {
     *(f"fusions.{j}.{m}.{p}" for j in range(3) for m in ("gate_conv", "gate_fc") for p in ("weight", "bias")),

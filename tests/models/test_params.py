@@ -1,4 +1,4 @@
-"""Parameter counts: the paper-size model and every module against the SPEC §3 formulas and §4 totals."""
+"""Parameter counts: the paper-size model and every module against the formulas and totals of docs/design.md §3."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_per_component_totals(paper_models):
         "CTCI": sum(33 * c * c + 10 * c for c, _ in DEC),
         "heads": 665_185 + 666_915,
     }
-    spec_millions = {  # SPEC §4, "Per-component parameters"
+    spec_millions = {  # per-component parameters of the paper-size model
         "embed": 0.003, "encoder blocks": 9.426, "TALA": 1.079, "merging": 1.554, "expand": 1.550,
         "decoder blocks": 2.334, "MSTAF": 9.688, "CTCI": 6.393, "heads": 1.332,
     }  # fmt: skip
@@ -83,7 +83,7 @@ def test_per_component_totals(paper_models):
 
 
 def test_ablation_sizes_match_spec():
-    """SPEC §4: no TALA 32.280 M, no MSTAF (1x1 concat fusion) 24.058 M, no CTCI 26.965 M."""
+    """docs/design.md §4: no TALA 32.280 M, no MSTAF (1x1 concat fusion) 24.058 M, no CTCI 26.965 M."""
     with torch.device("meta"):
         sizes = {
             k: count(create_model("tasc_swinmt", "paper", **{k: False}))
@@ -103,7 +103,7 @@ def test_ref_and_default_share_state_dict_layout(paper_models):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["tasc_swinmt", "tasc_swinmt_ref"])
 def test_paper_size_thop_macs(name):
-    """SPEC §0/§10.2: thop.profile at 1x2x512x512 gives 114.404 G (thop MACs). ~30-60 s on 2 cores."""
+    """docs/design.md §4, §3: thop.profile at 1x2x512x512 gives 114.404 G (thop MACs). ~30-60 s on 2 cores."""
     thop = pytest.importorskip("thop")
     model = create_model(name, "paper").eval()
     with torch.no_grad():

@@ -13,7 +13,7 @@ from tascmt.training.api import train
 from tascmt.training.logs import read_csv
 from tests.training._standins import StandinTrainer, ddp_worker, standin_config
 
-# BatchNorm in eval mode (SPEC §11.14: gloo keeps per-process batch statistics), no dropout or input noise
+# BatchNorm in eval mode (docs/design.md §10: gloo keeps per-process batch statistics), no dropout or input noise
 OPTS = {"n_train": 8, "n_val": 4, "bn_eval": True, "dropout": 0.0, "noise": False}
 
 

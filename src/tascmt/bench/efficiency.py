@@ -1,10 +1,11 @@
-"""The paper's efficiency tables (SPEC §12, Tables 24-25) from `tascmt.bench.runner.run_benchmark` results.
+"""The paper's efficiency tables (Tables 24-25; docs/design.md §9) from `tascmt.bench.runner.run_benchmark`
+results.
 
 Table 24's columns are latency (ms), FPS and parameters (M); Table 25's are memory, FLOPs (G) and model
 size. Rows are the measured entries (single models and cascades, named as in the comparison tables), plus
 the ratio of each entry's latency to TASC-SwinMT's when it was measured in the same run. The published
 state-of-the-art models of the paper's tables are not reimplemented: they get one labelled placeholder row,
-because SPEC does not give their figures and nothing is quoted that was not in it.
+because this project's sources give no figures for them and nothing is quoted that was not in them.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ QUOTED_PLACEHOLDER = (
     "Anatomy-Aware Seg, SicTTA)"
 )
 QUOTED_NOTE = (
-    "quoted from the paper, not measured: these models are not reimplemented, and SPEC does not list "
-    "their figures, so none are quoted here"
+    "quoted from the paper, not measured: these models are not reimplemented, and the figures used "
+    "here do not include theirs, so none are quoted"
 )
 
 
@@ -66,7 +67,7 @@ def efficiency_tables(results: Sequence[dict[str, Any]]) -> str:
         return ""
     full = _full_latency(results)
     ratio_head = " | latency ÷ TASC-SwinMT's" if full else ""
-    lines = ["## Efficiency (paper layout, SPEC §12 Tables 24-25)", "",
+    lines = ["## Efficiency (paper layout, Tables 24-25)", "",
              "| method | latency (ms) | FPS | params (M)" + ratio_head + " |",
              "|---|---:|---:|---:" + ("|---:" if full else "") + "|"]
     for r in results:

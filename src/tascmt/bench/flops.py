@@ -5,7 +5,7 @@
 4-D call dispatches to ``aten._scaled_dot_product_flash_attention_for_cpu``, which has no FLOP formula
 and counts 0, while a 3-D call decomposes into two ``bmm`` and is counted. ``count_flops`` therefore
 records every attention kernel that reaches the dispatcher without a formula and adds the analytic term
-``2·B·h·Nq·Nk·(E + Ev)`` for it (= 4·B·Nq·Nk·C for C = h·E = h·Ev; SPEC §11.7), so nothing is counted
+``2·B·h·Nq·Nk·(E + Ev)`` for it (= 4·B·Nq·Nk·C for C = h·E = h·Ev; docs/design.md §3), so nothing is counted
 twice. FFTs, softmax and element-wise ops are not counted (the number of FFT calls is reported).
 """
 

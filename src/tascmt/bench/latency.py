@@ -77,7 +77,8 @@ def weights_bytes(model: nn.Module) -> int:
 
 def checkpoint_bytes(model: nn.Module, lr: float = 1e-4, weight_decay: float = 1e-5,
                      epochs: int = 100) -> dict[str, Any]:
-    """Size of a real training checkpoint: weights + AdamW state + cosine scheduler state (SPEC §0, §6).
+    """Size of a real training checkpoint: weights + AdamW state + cosine scheduler state (docs/design.md §4,
+    §6).
 
     A copy of the model gets zero gradients and one AdamW step (which allocates both moment buffers), the
     scheduler steps once, and ``{"model", "optimizer", "scheduler"}`` is written with ``torch.save``.

@@ -1,7 +1,7 @@
 """thop-compatible multiply-accumulate (MAC) counts.
 
-The paper's "FLOPs (G)" column is ``thop.profile``'s number (SPEC §0): a MAC count over a fixed set of
-module types (convolutions, linear layers, normalisation layers, pooling, softmax, upsampling). Anything
+The paper's "FLOPs (G)" column is ``thop.profile``'s number (docs/design.md §4): a MAC count over a fixed set
+of module types (convolutions, linear layers, normalisation layers, pooling, softmax, upsampling). Anything
 that is not one of those modules is **not** counted: attention matmuls (``q @ k.T``,
 ``F.scaled_dot_product_attention``), FFTs, element-wise ops, activations (GELU, SiLU) and functional calls.
 

@@ -95,7 +95,7 @@ def benchmark_one(spec: spec_mod.ModelSpec, input_hw: tuple[int, int] | None, ba
     one = torch.rand(1, c, *hw, generator=gen).to(dev)  # (1, C, H, W)
     try:
         macs = count_macs(model, one)
-    except ValueError as err:  # e.g. an in-plane size the model does not accept (SPEC §11.4)
+    except ValueError as err:  # e.g. an in-plane size the model does not accept (docs/design.md §3)
         raise ConfigError(f"--model {spec.name!r} rejects input 1×{c}×{hw[0]}×{hw[1]}: {err}") from err
     flops = count_flops(model, one)
     x = torch.rand(batch, c, *hw, generator=gen).to(dev)  # (B, C, H, W)

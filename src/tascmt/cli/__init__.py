@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from tascmt import __version__
+from tascmt._version import __version__
 from tascmt.errors import TascmtError
 
 # Sub-commands (each a module under tascmt.cli of the same name), in pipeline order.

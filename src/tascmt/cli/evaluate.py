@@ -77,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("checkpoint mode needs both -m CHECKPOINT and --cache DIR")
     from pathlib import Path
 
-    from tascmt.resformer.evaluate import evaluate_resformer, is_resformer_checkpoint
+    from tascmt.evaluation.resformer import evaluate_resformer, is_resformer_checkpoint
 
     # segmentation + classification on a 2-D image folder
     if Path(args.model).exists() and is_resformer_checkpoint(args.model):
-        from tascmt.resformer.evaluate import to_markdown as resformer_markdown
+        from tascmt.evaluation.resformer import to_markdown as resformer_markdown
 
         summary = evaluate_resformer(args.model, args.cache, args.out, split=args.split,
                                      batch_size=args.batch_size, device=args.device)

@@ -1,7 +1,7 @@
 """``tascmt experiment PRESET --cache DIR -o OUT``: configurations × seeds → paper-style tables, figures.
 
-Presets include the comparison tables of SPEC §12 (``interp_baselines``, ``seg_baselines``, ``mtl_methods``)
-besides the ablation and training-choice studies; they run on any prepared cache.
+Presets include the paper's comparison tables (docs/design.md §9: ``interp_baselines``, ``seg_baselines``,
+``mtl_methods``) besides the ablation and training-choice studies; they run on any prepared cache.
 """
 
 from __future__ import annotations

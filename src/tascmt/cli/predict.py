@@ -58,6 +58,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="canonical (RAS) axis to up-sample (default: the through-plane axis)")
     p.add_argument("--gap-tolerance", type=float, default=0.25, metavar="MM",
                    help="warn when slice spacing differs from 2 x the checkpoint's gap_mm by more (0.25)")
+    p.add_argument("--tile-overlap", type=float, default=None, metavar="F",
+                   help="fraction of a tile shared with its neighbour (native checkpoints; default 0.5; 0.25 "
+                        "is about twice as fast)")
+    p.add_argument("--tile-batch", type=int, default=None, metavar="N",
+                   help="tiles per model call (native checkpoints; default 8)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                   help="fp32 (default), bf16 autocast, or auto (detects bf16 units and says what it chose)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -71,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     def show(message, category, filename, lineno, file=None, line=None) -> None:  # one line, no source
         print(f"tascmt predict: warning: {message}", file=sys.stderr)
 
+    if args.precision != "fp32":
+        from tascmt.utils.precision import resolve_precision
+
+        chosen = resolve_precision(args.precision, args.device)[1]
+        print(f"tascmt predict: precision {chosen}", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = show
@@ -88,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             gap_tol_mm=args.gap_tolerance,
+            tile_overlap=args.tile_overlap,
+            tile_batch=args.tile_batch,
+            precision=args.precision,
         )
     n_out = sum(s["n_out"] for s in summaries)
     seconds = sum(s["seconds"] for s in summaries)

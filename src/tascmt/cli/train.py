@@ -107,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.cache or not args.out:
             raise ConfigError("tascmt train needs --cache DIR and --out RUN_DIR (or --resume RUN_DIR)")
-        from tascmt.resformer.trainer import with_defaults
+        from tascmt.training.resformer import with_defaults
 
-        # ResFormer models train with their own defaults (SPEC §9) unless the user set them.
+        # ResFormer models train with their own defaults (docs/design.md §9) unless the user set them.
         result = train(TrainConfig(cache_dir=args.cache, out_dir=args.out, **with_defaults(options)))
     if DistInfo.from_env().is_main:
         best = min((h["val_loss"] for h in result.history if "val_loss" in h), default=None)

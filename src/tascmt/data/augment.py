@@ -1,4 +1,4 @@
-"""Paired augmentation for triplets (train only; SPEC §7).
+"""Paired augmentation for triplets (train only; docs/design.md §2).
 
 TorchIO style: :func:`sample_params` draws the random parameters from a seeded generator, then
 :func:`apply_params` applies a deterministic transform. One affine (h-flip p = 0.5, v-flip p = 0.5, rotation
@@ -85,10 +85,11 @@ def apply_params(
         the transformed (x, y_interp, y_seg), and ``valid`` when given; noise only on ``x`` (then clamped to
         [0, 1]).
     """
-    images = warp(torch.cat([x, y_interp], dim=0), params, "bilinear")  # (3, H, W) = X1, X3, X2
+    n_in = x.shape[0]  # 2 (X1, X3), or 3 with the flow midpoint
+    images = warp(torch.cat([x, y_interp], dim=0), params, "bilinear")  # (n_in + 1, H, W)
     planes = y_seg if valid is None else torch.cat([y_seg, valid], dim=0)
     masks = warp(planes, params, "nearest")  # (3 or 4, H, W)
-    x_out, y_out = images[:2], images[2:]
+    x_out, y_out = images[:n_in], images[n_in:]
     if noise_std > 0:
         gen = torch.Generator().manual_seed(params.noise_seed)
         x_out = (x_out + noise_std * torch.randn(x_out.shape, generator=gen)).clamp(0.0, 1.0)

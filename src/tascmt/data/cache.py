@@ -7,6 +7,7 @@ Layout of a cache folder::
     config.json, provenance.json
     cases/<case_id>_img.npy   (Z, size, size) float32 raw intensities (original units, e.g. HU)
     cases/<case_id>_seg.npy   (Z, size, size) uint8 foreground mask in {0, 1}
+    cases/<case_id>_flow.npy  (T, size, size) flow midpoint of each of the case's T triplets (``flow_base``)
 
 Slices are in model space (in-plane policy applied). Intensities are stored raw because normalisation depends
 on each triplet's input pair and is done at load time.
@@ -30,6 +31,11 @@ from tascmt.errors import ConfigError, InputError
 MANIFEST_FILE = "manifest.json"
 CASES_DIR = "cases"
 FORMAT_VERSION = 1
+
+
+def flow_file(case_id: str) -> str:
+    """Relative path of a case's flow midpoints (one per triplet; caches prepared with ``flow_base``)."""
+    return f"{CASES_DIR}/{case_id}_flow.npy"
 
 
 def case_files(case_id: str) -> tuple[str, str]:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tascmt.data.augment import AugmentConfig, PairedAugment
-from tascmt.data.cache import Manifest, case_files
+from tascmt.data.cache import Manifest, case_files, flow_file
 from tascmt.data.inplane import InplanePolicy
 from tascmt.data.normalize import normalizer_from_dict
 from tascmt.data.tiles import pad_planes, random_foreground_pixel, tile_origin
@@ -88,6 +88,8 @@ class TripletDataset(torch.utils.data.Dataset):
             self.tile_mode = tiles
         self.fg_fraction = float(fg_fraction)
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._flows: dict[str, np.ndarray] = {}
+        self.has_flow = self.manifest.params.get("flow") is not None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -99,6 +101,7 @@ class TripletDataset(torch.utils.data.Dataset):
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_arrays"] = {}  # memory maps are reopened in each worker
+        state["_flows"] = {}
         return state
 
     def _case(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
@@ -113,21 +116,33 @@ class TripletDataset(torch.utils.data.Dataset):
         img, seg = self._case(rec["case_id"])  # (Z, H, W) float32 raw, (Z, H, W) uint8
         ks = (rec["k0"], rec["k1"], rec["k2"])
         x1, x2, x3 = (np.array(img[k], dtype=np.float32) for k in ks)  # whole slices (H, W)
-        x1n, x2n, x3n, _, clipped = self.normalizer.normalize_triplet(x1, x2, x3)
-        frames = np.stack([x1n, x3n, x2n]).astype(np.float32, copy=False)  # (3, H, W): X1, X3, X2
+        x1n, x2n, x3n, params, clipped = self.normalizer.normalize_triplet(x1, x2, x3)
+        planes = [x1n, x3n, x2n]  # X1, X3, X2 (+ the flow midpoint F of the pair, same scale)
+        if self.has_flow:
+            cid = rec["case_id"]
+            if cid not in self._flows:
+                self._flows[cid] = np.load(self.root / flow_file(cid), mmap_mode="r")  # (T, H, W)
+            fmid = np.asarray(self._flows[cid][rec["flow_index"]], dtype=np.float32)
+            planes.append(self.normalizer.apply(fmid, params))
+        frames = np.stack(planes).astype(np.float32, copy=False)  # (3 or 4, H, W)
         masks = np.stack([seg[k] for k in ks])  # (3, H, W) uint8
         valid = np.ones((1, *frames.shape[-2:]), np.uint8)  # (1, H, W)
         rng = np.random.default_rng([self.seed, self.epoch, int(rec["index"])])
         if self.tile_mode is not None:
             frames, masks, valid = self._tile(frames, masks, valid, rec, rng)  # (…, S, S)
-        x = torch.from_numpy(np.ascontiguousarray(frames[:2]))  # (2, H, W)
-        y_interp = torch.from_numpy(np.ascontiguousarray(frames[2:]))  # (1, H, W)
+        inputs = [0, 1, 3] if self.has_flow else [0, 1]
+        x = torch.from_numpy(np.ascontiguousarray(frames[inputs]))  # (2, H, W), or (3, H, W) with F
+        y_interp = torch.from_numpy(np.ascontiguousarray(frames[2:3]))  # (1, H, W)
         y_seg = torch.from_numpy(masks.astype(np.float32))  # (3, H, W)
         v = torch.from_numpy(valid.astype(np.float32))  # (1, H, W)
         if self.augmenter is not None:
             x, y_interp, y_seg, v = self.augmenter(x, y_interp, y_seg, rng, valid=v)
             x = x * v  # augmentation fill and padding are exactly 0, as at prediction time
+        extra = {}
+        if self.has_flow:
+            x, extra["flow_mid"] = x[:2], x[2:].contiguous()  # (2, H, W), (1, H, W)
         return {
+            **extra,
             "x": x.contiguous(),
             "y_interp": y_interp.contiguous(),
             "y_seg": y_seg.contiguous(),

@@ -1,6 +1,6 @@
 """Foreground policies: which triplets a split uses, given whether each of its three masks has foreground.
 
-Names are fixed (SPEC §11.6):
+Names are fixed (docs/design.md §2):
 
 - ``every``: all triplets.
 - ``fg_all``: all three masks non-empty (the public code's choice).

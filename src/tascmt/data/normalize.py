@@ -1,4 +1,4 @@
-"""Intensity normalisation strategies (nnU-Net style strategy classes; SPEC §11.2).
+"""Intensity normalisation strategies (nnU-Net style strategy classes; docs/design.md §2).
 
 Normalisation never sees the target: at prediction time the middle slice does not exist. Each strategy fits
 an affine scale ``(x − lo) / (hi − lo)`` on the two INPUT frames only and applies it unchanged to all three

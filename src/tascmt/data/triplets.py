@@ -3,7 +3,7 @@
 A triplet is three slice indices ``(k, k+s, k+2s)`` along the slice axis: the two outer slices are the model's
 inputs and the middle one its target. ``gap_mm`` is the distance from each input frame to the target.
 
-Protocols (SPEC §7, §11.3):
+Protocols (docs/design.md §2):
 
 - ``"acquired"`` (default): the target is an acquired slice. ``s = max(1, round(gap_mm / dz))``; a volume is
   kept only when ``|s·dz − gap_mm| ≤ tol_mm`` and every triplet records the actual gap ``s·dz``.
@@ -46,7 +46,7 @@ class TripletPlan(NamedTuple):
 def slice_axis(spacing, override: int | None = None, rule: str = "odd_one_out") -> int:
     """The through-plane (slice) axis of a volume with voxel sizes ``spacing`` (canonical array axes).
 
-    The rules (``"odd_one_out"`` by default, or SPEC §11.3's ``"largest"``) are those of
+    The rules (``"odd_one_out"`` by default, or ``"largest"``, docs/design.md §2) are those of
     :func:`tascmt.io.verify.through_plane_axis`, which the dataset check uses too.
 
     Args:

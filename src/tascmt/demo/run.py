@@ -177,10 +177,11 @@ def _run_demo(cfg: DemoConfig, out: Path) -> Path:
     reformat_png = None
     if ref is not None and ref.get("model") is not None:
         reformat_png = plot_reformat(ref["truth"], ref["model"], out / "figures" / "reformat_coronal.png",
-                                     spacing=ref["spacing"], axis="coronal",
+                                     linear=ref["linear"], spacing=ref["spacing"], axis="coronal",
                                      title=f"test slab {ref['case_id']}: coronal reformat, "
-                                           f"{len(ref['originals'])} slices at {ref['spacing'][0]:g} mm "
-                                           "(even rows acquired, odd rows synthesised)")
+                                           f"{ref['truth'].shape[0]} slices at {ref['spacing'][0]:g} mm; "
+                                           f"{len(ref['synthesised'])} rows synthesised from the slices "
+                                           f"{ref['step'] * ref['spacing'][0]:g} mm either side")
     band = fit_intensity_band(_band_training_pairs(cache))
     band_summary = evaluate_band(band, cache, split="test")
     write_json_atomic(out / "eval" / "band_baseline.json", band_summary)

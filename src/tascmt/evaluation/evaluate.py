@@ -1,4 +1,4 @@
-"""Evaluate a trained checkpoint, a cascade or a classical reference on a prepared split (SPEC §8, §11.11).
+"""Evaluate a trained checkpoint, a cascade or a classical reference on a prepared split (docs/design.md §7).
 
 ``evaluate_checkpoint`` runs the model on every triplet of the split and writes into ``out_dir``:
 
@@ -11,8 +11,8 @@
 - ``figures/`` (``figures=True``): qualitative interpolation rows, segmentation overlays and, when the model
   exposes them, interpretability maps.
 
-What is evaluated, and the ``setting`` the summary records (the comparison tables of SPEC §12 report the
-settings as separate rows):
+What is evaluated (a subject, ``subjects.py``), and the ``setting`` the summary records (the comparison
+tables of docs/design.md §9 report the settings as separate rows):
 
 - a checkpoint of a pair-input model (TASC-SwinMT family, interpolation baselines, MTL methods): setting
   ``"pair"`` — the model sees only X1, X3;
@@ -29,116 +29,33 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tascmt.errors import ConfigError, InputError
+from tascmt.evaluation.eval_figures import figure_positions, write_eval_figures
+from tascmt.evaluation.subjects import (
+    CUBIC,
+    CUBIC_NOTE,
+    SETTINGS,
+    Subject,
+    check_size,
+    cubic_subject,
+    img_size_override,
+    is_reference_name,
+    model_subject,
+    native_tile,
+)
 from tascmt.evaluation.summary import summarise, to_markdown
 from tascmt.evaluation.triplet_metrics import triplet_row
 from tascmt.evaluation.volumes import VolumeAccumulator
 from tascmt.utils.atomic import atomic_path, write_json_atomic, write_text_atomic
 from tascmt.utils.device import resolve_device
 
-N_FIGURE_SAMPLES = 3
-
-#: Name of the Catmull-Rom cubic reference (`evaluate_checkpoint(CUBIC, ...)`).
-CUBIC = "cubic"
-CUBIC_NOTE = (
-    "cubic (Catmull-Rom) on a triplet (k-s, k, k+s) uses the stored slices k-3s, k-s, k+s, k+3s of the case, "
-    "X̂2 = (-X(k-3s) + 9 X(k-s) + 9 X(k+s) - X(k+3s)) / 16, computed in the cache's intensity units and "
-    "normalised with the triplet's input-pair scale; where k-3s or k+3s lies outside the stored volume it "
-    "falls back to linear (X1+X3)/2 (count in 'cubic_support')"
-)
-SETTINGS = {
-    "pair": "the model sees only the input pair X1, X3",
-    "oracle": "the segmenter is given the real, acquired middle slice X2 ([X1, X2, X3]); an upper bound, "
-              "not available at prediction time",
-    "cascade": "the segmenter is given [X1, X̂2, X3] with X̂2 synthesised by the interpolation model",
-    "reference": "a parameter-free reference, not trained",
-}
-
-
-@dataclass
-class _Subject:
-    """What is evaluated: ``predict(batch, records)`` -> {"interp": (B, 1, H, W), "seg": (B, 3, H, W)}."""
-
-    name: str
-    tasks: tuple[str, ...]
-    setting: str
-    predict: Callable[[dict, list[dict]], dict[str, Any]]
-    model: Any = None  # nn.Module for the interpretability figure (None: none)
-    info: dict[str, Any] = field(default_factory=dict)  # extra summary fields
-    checkpoint: Any = None  # a checkpoint path that predict_volume can run (pair models only)
-
-
-def _check_size(meta: dict[str, Any], cache_size: int | None, checkpoint, cache_dir) -> None:
-    """The in-plane size the checkpoint was trained at (``extra["size"]``, recorded from its cache) must be
-    the evaluated cache's; checkpoints without that record (not from ``train``) are not checked."""
-    extra = meta.get("extra") or {}
-    trained = extra.get("size") or (extra.get("inplane") or {}).get("size")
-    if trained is not None and cache_size is not None and int(trained) != int(cache_size):
-        raise InputError(f"the cache holds {cache_size}×{cache_size} slices but checkpoint {checkpoint} was "
-                         f"trained at {trained}×{trained}; prepare a cache with --size {trained}",
-                         path=cache_dir)
-
-
-def _figure_positions(records: list[dict[str, Any]], n: int = N_FIGURE_SAMPLES) -> list[int]:
-    """Dataset positions for qualitative figures: spread over the triplets with a foreground middle slice."""
-    fg = [i for i, r in enumerate(records) if r["fg"][1]] or list(range(len(records)))
-    if not fg:
-        return []
-    picks = np.linspace(0, len(fg) - 1, num=min(n, len(fg))).round().astype(int)
-    return sorted({fg[p] for p in picks})
-
-
-def is_reference_name(name: str | os.PathLike) -> bool:
-    """Whether ``name`` names a reference evaluable without training: ``"cubic"`` or a registered model
-    without parameters (``linear_interp``). An existing path is never a name."""
-    text = str(name)
-    if Path(text).exists():
-        return False
-    if text == CUBIC:
-        return True
-    from tascmt.models import create_model, list_models
-
-    if text not in list_models():
-        return False
-    model = create_model(text, size="tiny")
-    return not getattr(model, "trainable", True) and not any(True for _ in model.parameters())
-
-
-def _model_subject(model, name: str, info: dict[str, Any], checkpoint=None, tile: int | None = None,
-                   overlap: float = 0.5) -> _Subject:
-    """A subject running ``model.predict`` on the input it expects (``model_input``: pair or triplet); with
-    ``tile`` (a native cache) on blended tile×tile tiles of the whole native slices, as ``predict`` does."""
-    from tascmt.models.baselines.inputs import input_frames, model_input
-
-    frames = input_frames(model)
-    tasks = tuple(getattr(model.config, "tasks", ("interp", "seg")))
-    setting = "oracle" if frames == "triplet" else "pair"
-    if not getattr(model, "trainable", True) and not any(True for _ in model.parameters()):
-        setting = "reference"
-    device = next((p.device for p in model.parameters()), None)
-
-    def predict(batch: dict, records: list[dict]) -> dict[str, Any]:
-        x = model_input(model, batch, device or batch["x"].device)
-        if tile is None:
-            return model.predict(x)
-        from tascmt.inference.tiling import tiled_predict
-
-        return tiled_predict(model, x, tile=tile, overlap=overlap)
-
-    return _Subject(name, tasks, setting, predict, model=model, info=info, checkpoint=checkpoint)
-
-
-def _native_tile(ds) -> int | None:
-    """The tile size of a native cache (its model size), None for resized caches."""
-    return getattr(ds, "tile_size", None)
-
+# CUBIC, CUBIC_NOTE, SETTINGS, is_reference_name (subjects.py) and write_eval_figures (eval_figures.py) are
+# re-exported: they were defined here before the split.
+__all__ = ["CUBIC", "CUBIC_NOTE", "RESOLUTION_NOTES", "SETTINGS", "evaluate_cascade", "evaluate_checkpoint",
+           "is_reference_name", "write_eval_figures", "write_rows_csv"]
 
 RESOLUTION_NOTES = {
     "native": "native resolution: whole slices at the scan's own pixels (the model runs on blended tiles)",
@@ -146,47 +63,6 @@ RESOLUTION_NOTES = {
                   "the model size; a secondary figure, not the scan's own resolution",
     "none": "native resolution (slices already at the model size)",
 }
-
-
-def _cubic_subject(ds) -> _Subject:
-    """The Catmull-Rom reference (:data:`CUBIC_NOTE`) on the triplets of dataset ``ds``."""
-    import torch
-
-    from tascmt.data.cache import case_files
-    from tascmt.models.baselines.classical import cubic_middle, has_cubic_support
-
-    volumes: dict[str, np.ndarray] = {}
-    counts = {"cubic": 0, "linear_fallback": 0}
-
-    def volume(case_id: str) -> np.ndarray:
-        if case_id not in volumes:
-            volumes[case_id] = np.load(ds.root / case_files(case_id)[0], mmap_mode="r")  # (Z, H, W)
-        return volumes[case_id]
-
-    def predict(batch: dict, records: list[dict]) -> dict[str, Any]:
-        out = []
-        for rec in records:
-            img = volume(rec["case_id"])  # (Z, H, W) raw intensities
-            k0, k1, k2 = rec["k0"], rec["k1"], rec["k2"]
-            step = k1 - k0
-            if step < 1 or k2 - k1 != step:
-                raise InputError(f"triplet {rec['index']} of case {rec['case_id']} is not equally spaced "
-                                 f"({k0}, {k1}, {k2}); the cubic reference needs (k-s, k, k+s)", path=ds.root)
-            est = cubic_middle(img, k1, step=step, axis=0).astype(np.float32)  # (H, W)
-            counts["cubic" if has_cubic_support(img.shape[0], k1, step) else "linear_fallback"] += 1
-            x1, x2, x3 = (np.asarray(img[k], dtype=np.float32) for k in (k0, k1, k2))
-            params = ds.normalizer.fit(x1, x3, x2)  # the dataset's own fit (input pair; 'triplet' leaks)
-            out.append(ds.normalizer.apply(est, params))
-        interp = torch.from_numpy(np.stack(out).astype(np.float32))[:, None]  # (B, 1, H, W)
-        return {"interp": interp.to(batch["x"].device)}
-
-    info = {"cubic_note": CUBIC_NOTE, "cubic_support": counts}
-    return _Subject("cubic (Catmull-Rom)", ("interp",), "reference", predict, info=info)
-
-
-def _img_size(cache_size: Any) -> dict[str, int]:
-    """``{"img_size": cache_size}`` when it is a valid nominal model size (a multiple of 32), else {}."""
-    return {"img_size": cache_size} if isinstance(cache_size, int) and cache_size % 32 == 0 else {}
 
 
 def _open_split(cache_dir, split: str, fg_policy: str | None, batch_size: int):
@@ -253,18 +129,18 @@ def evaluate_checkpoint(
     cache_size = ds.manifest.params.get("size")
     if is_reference_name(checkpoint):
         if str(checkpoint) == CUBIC:
-            subject = _cubic_subject(ds)
+            subject = cubic_subject(ds)
         else:
             from tascmt.models import create_model
 
-            model = create_model(str(checkpoint), size="tiny", **_img_size(cache_size))
-            subject = _model_subject(model.to(device).eval(), str(checkpoint), {}, tile=_native_tile(ds))
+            model = create_model(str(checkpoint), size="tiny", **img_size_override(cache_size))
+            subject = model_subject(model.to(device).eval(), str(checkpoint), {}, tile=native_tile(ds))
         subject.info["checkpoint"] = f"{checkpoint} (reference, not trained)"
     else:
         model, meta = load_model(checkpoint, map_location=device)
-        _check_size(meta, cache_size, checkpoint, cache_dir)
-        subject = _model_subject(model, meta.get("model"), {"checkpoint": str(checkpoint)},
-                                 checkpoint=checkpoint, tile=_native_tile(ds))
+        check_size(meta, cache_size, checkpoint, cache_dir)
+        subject = model_subject(model, meta.get("model"), {"checkpoint": str(checkpoint)},
+                                 checkpoint=checkpoint, tile=native_tile(ds))
     if volumes is None:  # default on where predict_volume can run: pair models with their pre-processing
         extra = (meta.get("extra") or {}) if subject.checkpoint is not None else {}
         volumes = (subject.checkpoint is not None and subject.setting == "pair" and bool(extra.get("norm"))
@@ -321,7 +197,7 @@ def evaluate_cascade(
             from tascmt.models import create_model
 
             try:
-                parts[role] = create_model(str(part), size=size, **_img_size(cache_size))
+                parts[role] = create_model(str(part), size=size, **img_size_override(cache_size))
             except ValueError as err:
                 raise ConfigError(f"cascade {role} part {str(part)!r} is neither a checkpoint nor a "
                                   f"registered model: {err}") from err
@@ -330,18 +206,18 @@ def evaluate_cascade(
     except ValueError as err:  # wrong part kinds (ModelConfigError names them)
         raise ConfigError(f"cannot build the cascade {interp_checkpoint} → {seg_checkpoint}: {err}") from err
     for role, meta in metas.items():
-        _check_size(meta, cache_size, interp_checkpoint if role == "interp" else seg_checkpoint, cache_dir)
+        check_size(meta, cache_size, interp_checkpoint if role == "interp" else seg_checkpoint, cache_dir)
     cascade = cascade.to(device).eval()
     names = (cascade.config.interp_model, cascade.config.seg_model)
     info = {"interp_checkpoint": str(interp_checkpoint), "seg_checkpoint": str(seg_checkpoint),
             "checkpoint": f"{interp_checkpoint} → {seg_checkpoint}", "cascade": list(names)}
-    subject = _model_subject(cascade, f"cascade({names[0]} → {names[1]})", info, tile=_native_tile(ds))
+    subject = model_subject(cascade, f"cascade({names[0]} → {names[1]})", info, tile=native_tile(ds))
     subject.setting = "cascade"
     return _evaluate(subject, ds, cache_dir, split, out_dir, batch_size, device, lpips_vgg, lpips_lin,
                      figures, max_triplets, progress, volumes=False)
 
 
-def _evaluate(subject: _Subject, ds, cache_dir, split: str, out_dir, batch_size: int, device: str,
+def _evaluate(subject: Subject, ds, cache_dir, split: str, out_dir, batch_size: int, device: str,
               lpips_vgg, lpips_lin, figures: bool, max_triplets: int | None, progress: bool,
               volumes: bool) -> dict[str, Any]:
     """The per-triplet loop shared by every subject; writes the outputs and returns the summary."""
@@ -352,12 +228,12 @@ def _evaluate(subject: _Subject, ds, cache_dir, split: str, out_dir, batch_size:
     tasks = subject.tasks
     n = len(ds) if max_triplets is None else min(len(ds), int(max_triplets))
     sizes = {tuple(c["hw"]) for c in ds.manifest.cases.values() if c.get("hw") and c.get("split") == split}
-    if _native_tile(ds) is not None and len(sizes) > 1:
+    if native_tile(ds) is not None and len(sizes) > 1:
         batch_size = 1  # whole native slices of different sizes cannot share a batch
     subset = torch.utils.data.Subset(ds, range(n))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=0)
     lpips_net = load_lpips(lpips_vgg, lpips_lin, device=device)
-    fig_pos = set(_figure_positions(ds.records[:n])) if (figures and out_dir is not None) else set()
+    fig_pos = set(figure_positions(ds.records[:n])) if (figures and out_dir is not None) else set()
     fig_samples: list[dict[str, Any]] = []
     accumulator = VolumeAccumulator()
     rows: list[dict[str, Any]] = []
@@ -458,47 +334,3 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def write_eval_figures(model, samples: list[dict[str, Any]], fig_dir: Path, device: str) -> list[str]:
-    """Qualitative figures for a few triplets; returns the written file names. ``model`` (or None) gives
-    the interpretability maps of the first sample when it has ``forward_intermediates``."""
-    import torch
-
-    from tascmt.evaluation import figures as F
-
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-    titles = [f"{s['meta']['case_id']} #{s['meta']['index']}" for s in samples]
-    if samples[0]["pred"] is not None:
-        rows = [{"x1": s["x"][0], "gt": s["gt"], "pred": np.clip(s["pred"], 0, 1), "x3": s["x"][1]}
-                for s in samples]
-        written.append(F.plot_interpolation_rows(rows, fig_dir / "interpolation.png", titles=titles).name)
-    if samples[0]["seg"] is not None:
-        written.append(F.plot_segmentation_overlay(
-            [s["gt"] for s in samples], [s["seg"][1] for s in samples], [s["seg_gt"][1] for s in samples],
-            fig_dir / "segmentation_y2.png", titles=[f"{t} (Y2)" for t in titles],
-        ).name)
-    if model is not None and hasattr(model, "forward_intermediates"):
-        from tascmt.models.baselines.inputs import model_input
-
-        s = samples[0]
-        batch = {"x": torch.from_numpy(s["x"][None]),  # (1, 2, H, W)
-                 "y_interp": torch.from_numpy(np.asarray(s["gt"], dtype=np.float32)[None, None])}
-        x = model_input(model, batch, device)  # (1, 2 or 3, H, W)
-        size = getattr(getattr(model, "config", None), "img_size", None)
-        image = s["gt"]
-        if isinstance(size, int) and tuple(x.shape[-2:]) != (size, size):  # native slices: the centre tile
-            from tascmt.data.tiles import pad_planes
-
-            xp = torch.from_numpy(pad_planes(x.cpu().numpy(), size))
-            gp = pad_planes(np.asarray(image, dtype=np.float32), size)
-            r0, c0 = (xp.shape[-2] - size) // 2, (xp.shape[-1] - size) // 2
-            x = xp[..., r0:r0 + size, c0:c0 + size].to(device)
-            image = gp[r0:r0 + size, c0:c0 + size]
-        with torch.no_grad():
-            _, maps = model.forward_intermediates(x)
-        maps2d = F.select_interpretability_maps({k: v.detach().float().cpu().numpy() for k, v in maps.items()
-                                                 if torch.is_tensor(v)})
-        if maps2d:
-            written.append(F.plot_interpretability(maps2d, fig_dir / "interpretability.png",
-                                                   image=image).name)
-    return written

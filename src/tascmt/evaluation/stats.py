@@ -1,4 +1,4 @@
-"""Statistics over repeated runs (SPEC §6, §12): mean ± std over seeds, Welch's t-test, table cells.
+"""Statistics over repeated runs (docs/design.md §6, §9): mean ± std over seeds, Welch's t-test, table cells.
 
 Conventions:
 

@@ -122,8 +122,9 @@ def evaluate_volumes(
         offsets: ``"all"`` (every thinning offset, default) or ``"first"`` (offset 0 only; quicker).
         flow: also score the flow-midpoint reference (TV-L1 optical flow; ~0.3 s per 200² slice pair and
             ~2 s per 512² pair on 2 cores).
-        reformat_case: case whose offset-0 output volumes are returned under ``"reformat"`` (for figures);
-            None returns none.
+        reformat_case: case whose volumes are returned under ``"reformat"`` for a through-plane figure:
+            ``truth`` (n, X, Y), and ``model`` / ``linear`` where every slice that some offset synthesised is
+            replaced by its synthesised version (the others, at the ends, stay acquired); None returns none.
     Returns:
         ``{"protocol", "cases": {case: metrics}, "mean": {metric: mean over cases}, "pooled": {...},
         "skipped": {case: reason}, "n_synth": total synthesised slices}``. Per-case metrics:
@@ -220,11 +221,16 @@ def evaluate_volumes(
                             if fm is not None:
                                 hu_err["flow"].append(float(np.abs(fm - x2)[out].mean()))
                     n_synth += 1
-            if reformat_case == cid and reformat is None:
-                reformat = {"case_id": cid, "offset": o, "originals": originals.tolist(), "step": step,
-                            "truth": np.asarray(img[originals], dtype=np.float32),
-                            "model": pred_img, "inputs_every": 2,
-                            "spacing": (dz * step, *inplane)}
+            if reformat_case == cid and pred_img is not None:
+                if reformat is None:
+                    truth = np.asarray(img, dtype=np.float32)  # (n, X, Y)
+                    reformat = {"case_id": cid, "step": step, "spacing": (dz, *inplane), "truth": truth,
+                                "model": truth.copy(), "linear": truth.copy(), "synthesised": []}
+                for j in range(1, len(originals), 2):
+                    k = int(originals[j])
+                    reformat["model"][k] = pred_img[j]
+                    reformat["linear"][k] = 0.5 * (reformat["truth"][k - step] + reformat["truth"][k + step])
+                    reformat["synthesised"].append(k)
         if not used:
             skipped[cid] = f"{n} slices: fewer than 2 inputs at stride {2 * step}"
             continue

@@ -3,7 +3,7 @@
 Every triplet predicts masks for its three slices (k, k+s, k+2s), so a slice can be predicted several times
 (as Y1 of one triplet, Y2 of another, Y3 of a third). `VolumeAccumulator` averages all probabilities given
 for a slice, binarises the average at 0.5 and sums TP/FP/FN over the slices the triplets cover. This is a
-per-volume score on the covered slices only; SPEC §11.11's per-volume evaluation on whole volumes runs
+per-volume score on the covered slices only; the whole-volume evaluation (docs/design.md §7) runs
 ``predict_volume`` (`tascmt.evaluation.volume_eval`).
 
 Memory stays bounded: triplets arrive case by case in increasing slice order (the cache's order), so a
@@ -83,7 +83,7 @@ class VolumeAccumulator:
     def results(self) -> dict[str, Any]:
         """``{"cases": {case: {dice, iou, n_slices, gt_voxels, pred_voxels}}, "mean_dice", "mean_iou"}``.
 
-        Both-empty volumes score 1 (SPEC §8 convention)."""
+        Both-empty volumes score 1 (docs/design.md §7 convention)."""
         for case in list(self._pending):
             self._finalise(case, None)
         cases: dict[str, dict[str, Any]] = {}

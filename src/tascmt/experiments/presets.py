@@ -1,4 +1,5 @@
-"""Named experiments (SPEC §12): which configurations are compared, against which reference, on which columns.
+"""Named experiments (docs/design.md §9): which configurations are compared, against which reference, on
+which columns.
 
 An experiment is a list of configurations (a table's rows). Each configuration names a registered model and
 the training options it changes (``tascmt.training.TrainConfig`` fields such as ``balancer``,
@@ -137,7 +138,7 @@ _ABLATION_ROWS = (
     ("full", FULL),
 )
 
-# Comparison tables (SPEC §12): baselines and multi-task methods against the full model.
+# Comparison tables (docs/design.md §9): baselines and multi-task methods against the full model.
 _INTERP_BASELINES = (
     ("linear (X1+X3)/2", "linear_interp"),
     ("cubic (Catmull-Rom)", "cubic"),
@@ -171,7 +172,7 @@ PRESETS: dict[str, ExperimentSpec] = {
         configs=tuple(RunSpec(label, model) for label, model in _INTERP_BASELINES),
         reference="full",
         metrics=INTERP_COLUMNS,
-        description="Interpolation baselines (SPEC §12, Tables 4, 6); linear and cubic are evaluated "
+        description="Interpolation baselines (the paper's Tables 4, 6); linear and cubic are evaluated "
         "without training (cubic: Catmull-Rom over the stored slices k-3s, k-s, k+s, k+3s, linear where "
         "k±3s is outside the volume).",
     ),
@@ -185,10 +186,10 @@ PRESETS: dict[str, ExperimentSpec] = {
         ),
         reference="full",
         metrics=(*SEG_COLUMNS, "dice_y2"),
-        description="Segmentation baselines (SPEC §12, Tables 5, 7) in two settings: *oracle* (the segmenter "
-        "is given the real middle slice X2; not available at prediction time) and *cascade* (given X̂2 from "
-        f"{CASCADE_INTERP[0]}). nnU-Net-style = MONAI DynUNet planned with nnU-Net's 2-D rules, not the "
-        "nnunetv2 package.",
+        description="Segmentation baselines (the paper's Tables 5, 7) in two settings: *oracle* (the "
+        "segmenter is given the real middle slice X2; not available at prediction time) and *cascade* (given "
+        f"X̂2 from {CASCADE_INTERP[0]}). nnU-Net-style = MONAI DynUNet planned with nnU-Net's 2-D rules, not "
+        "the nnunetv2 package.",
     ),
     "cascades": ExperimentSpec(
         name="cascades",
@@ -199,7 +200,7 @@ PRESETS: dict[str, ExperimentSpec] = {
         ),
         reference="full",
         metrics=(*INTERP_COLUMNS, *SEG_COLUMNS),
-        description="Accuracy of the cascades of the efficiency tables (SPEC §12, Tables 24-25; `tascmt "
+        description="Accuracy of the cascades of the efficiency tables (the paper's Tables 24-25; `tascmt "
         "benchmark --model cascade_swinunet_nnunet ...` measures their cost): each interpolation baseline "
         "and segmenter trained separately, the segmenter evaluated on [X1, X̂2, X3]. The paper pairs "
         "TransUNet with UNETR; Swin UNETR is used here.",
@@ -209,14 +210,14 @@ PRESETS: dict[str, ExperimentSpec] = {
         configs=tuple(RunSpec(label, model) for label, model in _MTL_METHODS),
         reference="full",
         metrics=(*INTERP_COLUMNS, *SEG_COLUMNS),
-        description="Multi-task methods on the same Swin backbone (SPEC §12, Tables 13, 14).",
+        description="Multi-task methods on the same Swin backbone (the paper's Tables 13, 14).",
     ),
     "ablation": ExperimentSpec(
         name="ablation",
         configs=tuple(RunSpec(label, model) for label, model in _ABLATION_ROWS),
         reference="full",
         deltas_from="IndEnc",
-        description="Module ablation (SPEC §12, Tables 8-9; deltas over IndEnc as Tables 11-12).",
+        description="Module ablation (the paper's Tables 8-9; deltas over IndEnc as Tables 11-12).",
     ),
     "single_vs_multi": ExperimentSpec(
         name="single_vs_multi",
@@ -224,7 +225,7 @@ PRESETS: dict[str, ExperimentSpec] = {
                  RunSpec("full", FULL)),
         reference="full",
         metrics=(*INTERP_COLUMNS, *SEG_COLUMNS, "tcs"),
-        description="Single-task vs multi-task (SPEC §12, Tables 16-19).",
+        description="Single-task vs multi-task (the paper's Tables 16-19).",
     ),
     "loss_weights": ExperimentSpec(
         name="loss_weights",
@@ -236,7 +237,7 @@ PRESETS: dict[str, ExperimentSpec] = {
         ),
         reference="dynamic (kendall)",
         metrics=("psnr", "dice", "val_loss"),
-        description="Fixed vs dynamic task weights (SPEC §12, Table 10).",
+        description="Fixed vs dynamic task weights (the paper's Table 10).",
     ),
     "balancing": ExperimentSpec(
         name="balancing",
@@ -246,7 +247,7 @@ PRESETS: dict[str, ExperimentSpec] = {
             RunSpec("dynamic (kendall)", FULL, {"balancer": "kendall"}),
         ),
         reference="dynamic (kendall)",
-        description="Loss-balancing strategies (SPEC §12, Table 15).",
+        description="Loss-balancing strategies (the paper's Table 15).",
     ),
     "hybrid_alpha": ExperimentSpec(
         name="hybrid_alpha",
@@ -256,7 +257,7 @@ PRESETS: dict[str, ExperimentSpec] = {
             RunSpec("alpha 0.5", FULL, {"interp_alpha": 0.5}),
         ),
         reference="alpha 0.4",
-        description="Hybrid interpolation loss α·L1 + (1−α)·MSE (SPEC §12, text).",
+        description="Hybrid interpolation loss α·L1 + (1−α)·MSE (the paper's text).",
     ),
 }
 

@@ -22,6 +22,8 @@ Rows that are not one trained model (`tascmt.experiments.presets.RunSpec`):
   training run of a row of the same experiment with the same model and options when there is one (so the
   oracle row's segmenter is the cascade's segmenter), else ``parts/<model>/seed<k>/``; a part trained
   once (marker ``TRAINED``) is reused by every row that needs it.
+
+``planning.py`` decides where each run lives and whether a finished one is reused; this module executes.
 """
 
 from __future__ import annotations
@@ -36,20 +38,24 @@ from pathlib import Path
 from typing import Any
 
 from tascmt.errors import ConfigError
+from tascmt.experiments.planning import (
+    MARKER,
+    PART_FILE,
+    PART_MARKER,
+    RESULT_FILE,
+    check_models,
+    check_settings,
+    checkpoint_in,
+    input_kind,
+    is_reference_model,
+    load_finished,
+    part_dirs,
+    run_settings,
+    train_config,
+)
 from tascmt.experiments.presets import ExperimentSpec, RunSpec, resolve_spec
 from tascmt.experiments.tables import csv_table, markdown_table, per_run_csv
-from tascmt.training.config import RUNTIME_FIELDS
 from tascmt.utils.atomic import write_json_atomic, write_text_atomic
-
-MARKER = "COMPLETED"
-RESULT_FILE = "result.json"
-PART_MARKER = "TRAINED"
-PART_FILE = "trained.json"
-
-#: Training options that do not change what is trained (a finished run is reused despite them): the
-#: trainer's runtime options except ``max_steps`` (a step budget does change the result), plus the cache
-#: location (a moved cache is the same data).
-_RUNTIME = (RUNTIME_FIELDS - {"max_steps"}) | {"cache_dir"}
 
 
 @dataclass
@@ -91,58 +97,14 @@ def extract_metrics(summary: dict[str, Any], history: Sequence[dict[str, Any]] =
     return {k: (None if v == "unavailable" else v) for k, v in out.items()}
 
 
-def _train_config(spec_row: RunSpec, seed: int, cache_dir: Path, train_dir: Path, size: str,
-                  base: dict[str, Any]) -> Any:
-    from tascmt.training import TrainConfig
-
-    options = {**base, **spec_row.train}
-    return TrainConfig.from_dict({**options, "cache_dir": str(cache_dir), "out_dir": str(train_dir),
-                                  "model": spec_row.model, "size": size, "seed": int(seed)})
 
 
-def _settings(cfg: Any) -> dict[str, Any]:
-    return {k: v for k, v in cfg.to_dict().items() if k not in _RUNTIME}
 
 
-def _defaults() -> dict[str, Any]:
-    """``TrainConfig`` field defaults (a field added after a run finished compares as its default)."""
-    import dataclasses
-
-    from tascmt.training import TrainConfig
-
-    out = {}
-    for f in dataclasses.fields(TrainConfig):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-    return out
 
 
-def _load_finished(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    if not (run_dir / MARKER).exists():
-        return None
-    try:
-        data = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{run_dir}: marked {MARKER} but {RESULT_FILE} is unreadable ({err}); "
-                          f"delete the folder to re-run it") from err
-    _check_settings(run_dir, data.get("settings", {}), settings)
-    return data
 
 
-def _check_settings(run_dir: Path, recorded: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Refuse (``ConfigError``) when a finished run's recorded settings differ from the requested ones."""
-    defaults = _defaults()
-    missing = object()
-    diff = sorted(
-        k for k in set(recorded) | set(settings)
-        if recorded.get(k, defaults.get(k, missing)) != settings.get(k, defaults.get(k, missing))
-    )
-    if diff:
-        raise ConfigError(f"{run_dir}: finished run was trained with different settings {diff} "
-                          f"(recorded {[recorded.get(k) for k in diff]}, requested "
-                          f"{[settings.get(k) for k in diff]}); use another output folder or delete it")
 
 
 @dataclass
@@ -157,11 +119,6 @@ class _Trained:
     reused: bool = False
 
 
-def _checkpoint_in(run_dir: Path, recorded: str | None) -> Path:
-    """A recorded best-checkpoint path, or ``run_dir/train/best`` when the folder was moved."""
-    if recorded and Path(recorded).exists():
-        return Path(recorded)
-    return run_dir / "train" / "best"
 
 
 def train_part(model: str, train: dict[str, Any], seed: int, cache_dir: Path, run_dir: Path, size: str,
@@ -170,8 +127,8 @@ def train_part(model: str, train: dict[str, Any], seed: int, cache_dir: Path, ru
     (marker ``TRAINED``, or a row's ``COMPLETED``), after checking that the recorded settings match."""
     from tascmt.training import train as train_fn
 
-    cfg = _train_config(RunSpec(model, model, train), seed, cache_dir, run_dir / "train", size, base)
-    settings = _settings(cfg)
+    cfg = train_config(RunSpec(model, model, train), seed, cache_dir, run_dir / "train", size, base)
+    settings = run_settings(cfg)
     for marker, name in ((PART_MARKER, PART_FILE), (MARKER, RESULT_FILE)):
         if (run_dir / marker).exists():
             try:
@@ -179,8 +136,8 @@ def train_part(model: str, train: dict[str, Any], seed: int, cache_dir: Path, ru
             except (OSError, json.JSONDecodeError) as err:
                 raise ConfigError(f"{run_dir}: marked {marker} but {name} is unreadable ({err}); "
                                   "delete the folder to re-run it") from err
-            _check_settings(run_dir, data.get("settings", {}), settings)
-            return _Trained(_checkpoint_in(run_dir, data.get("best_checkpoint")), data.get("history", []),
+            check_settings(run_dir, data.get("settings", {}), settings)
+            return _Trained(checkpoint_in(run_dir, data.get("best_checkpoint")), data.get("history", []),
                             settings, data.get("stop_reason"), data.get("global_step"), reused=True)
     resume = (run_dir / "train" / "last").exists()
     log(f"    {'resuming' if resume else 'training'} {model} (seed {seed}) in {run_dir}")
@@ -222,12 +179,12 @@ def run_one(spec_row: RunSpec, seed: int, cache_dir: Path, run_dir: Path, size: 
                                                                    else "seg"))
         settings = {"cascade": [spec_row.interp, spec_row.model]}
     else:
-        settings = _settings(_train_config(spec_row, seed, cache_dir, run_dir / "train", size, base))
-    done = _load_finished(run_dir, settings) if spec_row.interp is None else None
+        settings = run_settings(train_config(spec_row, seed, cache_dir, run_dir / "train", size, base))
+    done = load_finished(run_dir, settings) if spec_row.interp is None else None
     if done is not None:
         log(f"  {spec_row.label} seed {seed}: finished earlier, reused")
         return done, True
-    if _frames(spec_row, size) != "pair" and options.pop("volumes", False):
+    if input_kind(spec_row, size) != "pair" and options.pop("volumes", False):
         log(f"  {spec_row.label}: whole-volume evaluation needs a model of the input pair; skipped")
     eval_kw = dict(split=split, out_dir=run_dir / "eval", batch_size=eval_batch_size, device=device,
                    figures=eval_figures, **options)
@@ -239,13 +196,13 @@ def run_one(spec_row: RunSpec, seed: int, cache_dir: Path, run_dir: Path, size: 
     elif spec_row.interp is not None:
         parts: dict[str, Any] = {}
         for role, model in (("interp", spec_row.interp), ("seg", spec_row.model)):
-            if _is_reference(model):
+            if is_reference_model(model):
                 parts[role], settings[f"{role}_settings"] = model, {"reference": model}
                 continue
             part = train_part(model, spec_row.train, seed, cache_dir, part_dir(model, spec_row.train, seed),
                               size, base, log)
             parts[role], settings[f"{role}_settings"] = part.checkpoint, part.settings
-        done = _load_finished(run_dir, settings)
+        done = load_finished(run_dir, settings)
         if done is not None:
             log(f"  {spec_row.label} seed {seed}: finished earlier, reused")
             return done, True
@@ -270,19 +227,8 @@ def run_one(spec_row: RunSpec, seed: int, cache_dir: Path, run_dir: Path, size: 
     return result, False
 
 
-def _is_reference(model: str) -> bool:
-    from tascmt.experiments.presets import REFERENCE_MODELS
-
-    return model in REFERENCE_MODELS
 
 
-def _frames(spec_row: RunSpec, size: str) -> str:
-    """``"pair"`` when the row's evaluation takes the input pair (whole volumes possible), else its kind."""
-    if spec_row.is_reference or spec_row.interp is not None:
-        return "reference" if spec_row.is_reference else "cascade"
-    from tascmt.models import model_config
-
-    return getattr(model_config(spec_row.model, size), "input_frames", "pair")
 
 
 def run_experiment(
@@ -307,7 +253,7 @@ def run_experiment(
             an `ExperimentSpec`.
         cache_dir: the prepared triplet cache (one patient split shared by all runs).
         out_dir: experiment folder (see the module docstring); finished runs in it are reused.
-        seeds: run seeds (SPEC §6: 0-4); at least 2 for standard deviations and t-tests.
+        seeds: run seeds (0-4 by default); at least 2 for standard deviations and t-tests.
         budget: per-run training budget, ``TrainConfig`` fields such as ``epochs``, ``max_minutes``,
             ``max_steps``, ``max_steps_per_epoch``.
         size: model size for every configuration ("tiny", "small", "paper").
@@ -329,7 +275,7 @@ def run_experiment(
         raise ConfigError(f"{cache_dir}: not a prepared cache (no manifest.json); run `tascmt prepare` first")
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     base = {"device": device, "progress": False, **(train_options or {}), **(budget or {})}
-    _check_models(spec)
+    check_models(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "experiment.json", {
         "name": spec.name, "reference": spec.reference, "metrics": list(spec.metrics), "seeds": seeds,
@@ -339,7 +285,7 @@ def run_experiment(
     })
     results: dict[str, dict[int, dict[str, Any]]] = {}
     reused, trained = [], []
-    part_dirs = _part_dirs(spec, out_dir)
+    parts_at = part_dirs(spec, out_dir)
     log(f"experiment {spec.name}: {len(spec.configs)} configurations × {len(seeds)} seeds")
     for c in spec.configs:
         results[c.label] = {}
@@ -347,7 +293,7 @@ def run_experiment(
             run_dir = out_dir / "runs" / c.slug / f"seed{seed}"
             res, was_reused = run_one(c, seed, cache_dir, run_dir, size, base, split, eval_batch_size, device,
                                       eval_figures=figures and seed == seeds[0], log=log,
-                                      eval_options=eval_options, part_dir=part_dirs)
+                                      eval_options=eval_options, part_dir=parts_at)
             results[c.label][seed] = res["metrics"]
             (reused if was_reused else trained).append(f"{c.slug}/seed{seed}")
     tables = {
@@ -365,42 +311,5 @@ def run_experiment(
     return ExperimentResult(spec, out_dir, results, tables, figs, reused, trained)
 
 
-def _part_dirs(spec: ExperimentSpec, out_dir: Path) -> Callable[[str, dict[str, Any], int], Path]:
-    """Where a cascade part (model, train options, seed) is trained: the run folder of the experiment's
-    plain row with the same model and options when there is one, else ``parts/<model>[_<hash>]/seed<k>``."""
-    import hashlib
-
-    def where(model: str, train: dict[str, Any], seed: int) -> Path:
-        for c in spec.configs:
-            if c.model == model and c.interp is None and not c.is_reference and c.train == train:
-                return out_dir / "runs" / c.slug / f"seed{seed}"
-        tag = ""
-        if train:
-            tag = "_" + hashlib.sha1(json.dumps(train, sort_keys=True).encode()).hexdigest()[:8]
-        return out_dir / "parts" / f"{model}{tag}" / f"seed{seed}"
-
-    return where
 
 
-def _check_models(spec: ExperimentSpec) -> None:
-    from tascmt.experiments.presets import REFERENCE_MODELS
-    from tascmt.models import list_models, model_config
-
-    known = set(list_models()) | set(REFERENCE_MODELS)
-    unknown = sorted({m for c in spec.configs for m in (c.model, c.interp) if m is not None} - known)
-    if unknown:
-        raise ConfigError(f"experiment {spec.name!r}: unknown models {unknown}; known: {sorted(known)}")
-    for c in spec.configs:
-        if c.interp is None:
-            continue
-        kinds = {}
-        for role, name in (("interp", c.interp), ("seg", c.model)):
-            cfg = None if name in REFERENCE_MODELS else model_config(name, "tiny")
-            kinds[role] = ("pair", ("interp",)) if cfg is None else (getattr(cfg, "input_frames", "pair"),
-                                                                     tuple(cfg.tasks))
-        if kinds["interp"][0] != "pair" or "interp" not in kinds["interp"][1] or c.interp == "cubic":
-            raise ConfigError(f"experiment {spec.name!r}, configuration {c.label!r}: interp={c.interp!r} is "
-                              "not an interpolation model of the input pair (cubic needs whole volumes)")
-        if kinds["seg"][0] != "triplet" or "seg" not in kinds["seg"][1]:
-            raise ConfigError(f"experiment {spec.name!r}, configuration {c.label!r}: a cascade's model "
-                              f"{c.model!r} must be a segmenter of the three frames (input_frames='triplet')")

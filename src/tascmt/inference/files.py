@@ -140,6 +140,9 @@ def predict_files(
     progress: bool = True,
     gap_tol_mm: float = 0.25,
     echo: Callable[[str], None] | None = print,
+    tile_overlap: float | None = None,
+    tile_batch: int | None = None,
+    precision: str | None = None,
 ) -> list[dict]:
     """Predict every volume under ``input`` and write the results under ``output``.
 
@@ -180,6 +183,9 @@ def predict_files(
             progress=progress,
             outputs=outputs,
             gap_tol_mm=gap_tol_mm,
+            tile_overlap=tile_overlap,
+            tile_batch=tile_batch,
+            precision=precision,
         )
         seconds = time.perf_counter() - t0
         affine = upsampled_affine(vol.affine, res.slice_axis, res.factor)

@@ -122,6 +122,7 @@ def predict_volume(
     gap_tol_mm: float = 0.25,
     tile_overlap: float | None = None,
     tile_batch: int | None = None,
+    precision: str | None = None,
     model_or_checkpoint: Any = None,
 ) -> PredictionResult:
     """Up-sample a volume along its slice axis and segment every output slice.
@@ -146,6 +147,7 @@ def predict_volume(
         gap_tol_mm: warn when the slice spacing differs from 2·gap_mm of the checkpoint by more than this.
         tile_overlap: fraction of a tile shared with its neighbour (native checkpoints; default 0.5).
         tile_batch: tiles per model call (native checkpoints; default 8).
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"auto"`` (:mod:`tascmt.utils.precision`).
         model_or_checkpoint: the old name of ``model``.
 
     Returns:
@@ -166,6 +168,10 @@ def predict_volume(
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     predictor = as_predictor(model, device=device)
     opts = {k: v for k, v in (("tile_overlap", tile_overlap), ("tile_batch", tile_batch)) if v is not None}
+    if precision is not None:
+        from tascmt.utils.precision import resolve_precision
+
+        opts["autocast_dtype"] = resolve_precision(precision, predictor.device)[0]
     if opts:
         predictor = predictor.with_options(**opts)
 

@@ -69,6 +69,7 @@ class Predictor:
         slice_axis: the canonical slice axis the training data was prepared with when it was set explicitly
             (``tascmt prepare --slice-axis``); None when the spacing rule chose it.
         pixel_spacing: in-plane pixel spacing (mm) of the training data (native policy), if recorded.
+        flow_params: TV-L1 settings (a ``FlowParams`` dict) of a model that corrects the flow midpoint.
         tile_overlap: fraction of a tile shared with its neighbour (native policy).
         tile_batch: tiles per model call (native policy).
         autocast_dtype: None (fp32, default) or a dtype to autocast the model with (e.g. bfloat16).
@@ -85,6 +86,7 @@ class Predictor:
     modality: str | None = None
     slice_axis: int | None = None
     pixel_spacing: tuple[float, float] | None = None
+    flow_params: dict | None = None
     tile_overlap: float = DEFAULT_OVERLAP
     tile_batch: int = DEFAULT_TILE_BATCH
     autocast_dtype: Any = None
@@ -142,6 +144,7 @@ class Predictor:
             modality=extra.get("modality"),
             slice_axis=extra.get("slice_axis"),
             pixel_spacing=_pixel_spacing(extra.get("pixel_spacing")),
+            flow_params=extra.get("flow"),
         )
 
     def with_options(self, **changes: Any) -> Predictor:
@@ -236,12 +239,23 @@ class Predictor:
         for j, p in enumerate(params):
             pairs[j, 0] = self.normalizer.apply(lo[j], p)
             pairs[j, 1] = self.normalizer.apply(hi[j], p)
+        base = None  # (B, X, Y) what the residual corrects, in intensity units (None: the linear average)
+        if self.uses_flow_base:
+            from tascmt.data.flow import FlowParams, flow_midpoint
+
+            fp = FlowParams.from_dict(self.flow_params or {})
+            base = np.stack([flow_midpoint(lo[j], hi[j], fp).image for j in range(b)])  # whole native slices
+            f01 = np.stack([self.normalizer.apply(base[j], p) for j, p in enumerate(params)])
+            pairs = np.concatenate([pairs, f01[:, None].astype(np.float32)], axis=1)  # (B, 3, X, Y)
         if getattr(self.inplane, "kind", None) == "native":
-            return self._run_tiled(lo, hi, pairs, params, image, mask, side_probs)
-        model_in = self.inplane.forward(pairs.reshape(2 * b, x, y), is_mask=False)  # (2B, S, S)
+            return self._run_tiled(lo, hi, pairs, params, image, mask, side_probs, base)
+        c = pairs.shape[1]
+        model_in = self.inplane.forward(pairs.reshape(c * b, x, y), is_mask=False)  # (cB, S, S)
         size = model_in.shape[-1]
-        batch = torch.from_numpy(np.ascontiguousarray(model_in, np.float32).reshape(b, 2, size, size))
-        with torch.no_grad():
+        batch = torch.from_numpy(np.ascontiguousarray(model_in, np.float32).reshape(b, c, size, size))
+        dev = torch.device(self.device)
+        on, dtype = self.autocast_dtype is not None, self.autocast_dtype or torch.float32
+        with torch.no_grad(), torch.autocast(dev.type, dtype=dtype, enabled=on):
             out = self.model.predict(batch.to(self.device))  # {"interp": (B, 1, S, S), "seg": (B, 3, S, S)}
 
         img_out = None
@@ -261,8 +275,13 @@ class Predictor:
                 p_mid = self._probs_back(seg[:, 1], (x, y))
         return PairOutput(img_out, p_mid, p_lo, p_hi)
 
+    @property
+    def uses_flow_base(self) -> bool:
+        """Whether the model corrects the flow midpoint (and takes it as a third input channel)."""
+        return getattr(getattr(self.model, "config", None), "interp_base", "linear") == "flow"
+
     def _run_tiled(self, lo: np.ndarray, hi: np.ndarray, pairs: np.ndarray, params: list, image: bool,
-                   mask: bool, side_probs: bool) -> PairOutput:
+                   mask: bool, side_probs: bool, base: np.ndarray | None = None) -> PairOutput:
         """Native policy: blended S×S tiles; residual corrections added to the full-resolution linear average
         in intensity units (so a zero correction returns exactly (lo + hi) / 2, values outside the
         normalisation window included)."""
@@ -276,8 +295,11 @@ class Predictor:
             for j, p in enumerate(params):
                 if out.residual:
                     scale = 0.0 if p.constant else float(p.hi - p.lo)  # normalised units → intensity units
-                    linear = 0.5 * (lo[j].astype(np.float32) + hi[j].astype(np.float32))  # (X, Y)
-                    img_out[j] = linear + scale * out.interp[j]
+                    if base is None:
+                        ref = 0.5 * (lo[j].astype(np.float32) + hi[j].astype(np.float32))  # (X, Y)
+                    else:
+                        ref = base[j].astype(np.float32)  # the flow midpoint
+                    img_out[j] = ref + scale * out.interp[j]
                 else:  # the paper's direct head: the blended frame, clipped to the normalisation window
                     img_out[j] = self.normalizer.invert(np.clip(out.interp[j], 0.0, 1.0), p)
         p_mid = p_lo = p_hi = None

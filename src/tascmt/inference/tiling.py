@@ -136,7 +136,9 @@ def tiled_predict(model: Any, x: torch.Tensor, *, tile: int, overlap: float = DE
     if image:
         interp = torch.from_numpy(out.interp)[:, None].to(x.device)  # (B, 1, H, W)
         if out.residual:
-            interp = 0.5 * (x[:, 0:1] + x[:, 1:2]) + interp
+            base_fn = getattr(model, "interp_base", None)
+            base = base_fn(x) if callable(base_fn) else 0.5 * (x[:, 0:1] + x[:, 1:2])
+            interp = base + interp
         res["interp"] = interp.clamp(0, 1)
     if mask:
         res["seg"] = torch.from_numpy(out.seg).to(x.device)

@@ -1,4 +1,4 @@
-"""tascmt.losses: task losses and the loss-balancing strategies (SPEC §5, §11.8).
+"""tascmt.losses: task losses and the loss-balancing strategies (docs/design.md §6).
 
 >>> from tascmt.losses import HybridInterpLoss, SegLoss, make_balancer
 >>> bal = make_balancer("kendall")

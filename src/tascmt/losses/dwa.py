@@ -1,4 +1,4 @@
-"""Dynamic Weight Average (Liu et al., CVPR 2019), temperature T = 2 (SPEC §11.8)."""
+"""Dynamic Weight Average (Liu et al., CVPR 2019), temperature T = 2 (docs/design.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GradNorm (Chen et al., ICML 2018) on the last shared layer, α = 1.5 (SPEC §11.8).
+"""GradNorm (Chen et al., ICML 2018) on the last shared layer, α = 1.5 (docs/design.md §6).
 
 What ``combine`` returns and when the weights move
 ---------------------------------------------------

@@ -1,4 +1,4 @@
-"""Interpolation loss: the paper's hybrid L1 + MSE on the predicted middle frame (SPEC §5)."""
+"""Interpolation loss: the paper's hybrid L1 + MSE on the predicted middle frame (docs/design.md §6)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from tascmt.errors import ConfigError
 
 
 class HybridInterpLoss(nn.Module):
-    """``alpha·L1 + (1 − alpha)·MSE``, both means over all pixels (SPEC §5: alpha = 0.4).
+    """``alpha·L1 + (1 − alpha)·MSE``, both means over all pixels (docs/design.md §6: alpha = 0.4).
 
-    The target is clipped to [0, 1] first (SPEC §11.2: normalisation comes from the input frames only,
+    The target is clipped to [0, 1] first (docs/design.md §2: normalisation comes from the input frames only,
     so the target may leave [0, 1]); the prediction is not clipped, so a residual head keeps its
     gradient everywhere.
 

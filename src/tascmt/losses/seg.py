@@ -35,7 +35,7 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 class SegLoss(nn.Module):
     """BCE-with-logits over all three masks, optionally plus soft Dice.
 
-    ``kind="bce"`` (SPEC §5, the paper's): binary cross-entropy averaged over B×3×H×W.
+    ``kind="bce"`` (docs/design.md §6, the paper's): binary cross-entropy averaged over B×3×H×W.
     ``kind="dice_bce"``: that BCE plus :func:`soft_dice_loss` (per sample and frame, ``smooth``).
 
     Args:

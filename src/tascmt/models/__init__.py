@@ -20,5 +20,5 @@ __all__ = [
     "save_model",
 ]
 
-import tascmt.resformer.model  # noqa: F401  (registers resformer_mtl, resformer_mtl_parallel)
-from tascmt.models import baselines, mtl  # noqa: F401  (registers the comparison baselines)
+# Importing these registers the comparison baselines, the multi-task methods and ResFormer + DFE.
+from tascmt.models import baselines, mtl, resformer  # noqa: F401

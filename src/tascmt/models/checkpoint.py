@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import tascmt
+from tascmt._version import __version__
 from tascmt.errors import CheckpointError
 from tascmt.utils.atomic import atomic_path, write_json_atomic
 
@@ -34,7 +34,7 @@ def save_model(model: nn.Module, out_dir: str | Path, extra: dict[str, Any] | No
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "tascmt_version": tascmt.__version__,
+        "tascmt_version": __version__,
         "model": config.name,
         "config": config.to_dict(),
         "extra": dict(extra or {}),
@@ -70,7 +70,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{meta_path}: model format version {meta.get('format_version')!r} is not supported "
-            f"(this tascmt {tascmt.__version__} reads version {FORMAT_VERSION})"
+            f"(this tascmt {__version__} reads version {FORMAT_VERSION})"
         )
     for key in ("model", "config"):
         if key not in meta:

@@ -35,18 +35,21 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ctci": ("fixed", "literal"),
     "interp_output": ("direct", "residual"),
     "init": ("paper", "stable"),
+    "interp_base": ("linear", "flow"),
 }
 
 
 @dataclass(frozen=True)
 class TascConfig:
-    """Configuration of the TASC-SwinMT family (defaults = the paper size with the project fixes, SPEC §11.1).
+    """Configuration of the TASC-SwinMT family (defaults = the paper size with the project fixes,
+    docs/design.md §3).
 
     Topology switches: ``shared_encoder`` (False = IndEnc, one complete encoder per task), ``use_tala``,
     ``use_mstaf`` (False = Conv1x1 over cat(decoder, skip)), ``use_ctci`` (False = identity), ``tasks``.
     Behaviour switches (parameter-free): ``shift_mask``, ``tala_mode``, ``ctci``, ``seg_carry``,
     ``mstaf_gate``, ``mstaf_attn``, ``interp_output``.
-    Initialisation: ``init="paper"`` is SPEC §3.7 (He-normal convolutions, trunc-normal linears);
+    Initialisation: ``init="paper"`` is the paper's (docs/design.md §3: He-normal convolutions, trunc-normal
+    linears);
     ``"stable"`` additionally scales the last convolution of each output head and of each fixed-CTCI
     residual branch by ``stable_init_gain`` so that the untrained model starts near its identity paths
     (direct head ≈ 0.5 and seg probabilities ≈ 0.5, residual head ≈ the linear average). Under "paper" the
@@ -83,11 +86,20 @@ class TascConfig:
     interp_output: str = "direct"
     init: str = "paper"
     stable_init_gain: float = 0.01
+    #: What the residual head corrects: the linear average of the pair, or the flow midpoint (TV-L1 optical
+    #: flow, each input warped halfway; docs/design.md §7), which the model then also sees as a third input
+    #: channel, x = [X1, X3, F] (B, 3, H, W). The flow is computed at native resolution on whole slices.
+    interp_base: str = "linear"
 
     def __post_init__(self) -> None:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ModelConfigError(f"model config {key}={getattr(self, key)!r} is not one of {allowed}")
+        if self.interp_base == "flow":
+            if self.interp_output != "residual" or "interp" not in self.tasks:
+                raise ModelConfigError("model config interp_base='flow' needs interp_output='residual' and "
+                                       "the interp task")
+            object.__setattr__(self, "in_chans", 3)  # [X1, X3, flow midpoint]
         if not self.tasks or set(self.tasks) - set(TASKS) or len(set(self.tasks)) != len(self.tasks):
             raise ModelConfigError(f"model config tasks={self.tasks!r} must be a non-empty subset of {TASKS}")
         n = len(self.dims)

@@ -1,4 +1,4 @@
-"""CTCI: cross-task spectral alignment between the interp and seg decoder branches (SPEC §3.5).
+"""CTCI: cross-task spectral alignment between the interp and seg decoder branches (docs/design.md §3).
 
 Parameters: 33C^2 + 10C.
 """

@@ -1,4 +1,4 @@
-"""MSTAF: cross-attention + multi-scale + spectral fusion of a decoder feature and a skip (SPEC §3.4).
+"""MSTAF: cross-attention + multi-scale + spectral fusion of a decoder feature and a skip (docs/design.md §3).
 
 Parameters (both outputs): 50C^2 + 17C + 2.
 """

@@ -68,10 +68,18 @@ def create_model(name: str, size: str = "small", **overrides: Any) -> nn.Module:
     valid ones.
     """
     entry = get_entry(name)
-    return entry.model_cls(model_config(name, size, **overrides))
+    return _initialised(entry.model_cls(model_config(name, size, **overrides)))
+
+
+def _initialised(model: nn.Module) -> nn.Module:
+    """Apply ``init="stable"`` to models that implement it outside their constructor (the baselines)."""
+    stable = getattr(getattr(model, "config", None), "init", None) == "stable"
+    if stable and hasattr(model, "apply_stable_init"):
+        model.apply_stable_init()
+    return model
 
 
 def model_from_config(name: str, config: dict[str, Any]) -> nn.Module:
     """Rebuild variant ``name`` from a config dict (as stored in a checkpoint)."""
     entry = get_entry(name)
-    return entry.model_cls(entry.model_cls.config_cls.from_dict(config))
+    return _initialised(entry.model_cls(entry.model_cls.config_cls.from_dict(config)))

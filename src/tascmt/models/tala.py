@@ -1,4 +1,7 @@
-"""TALA: spatial + frequency attention on an encoder stage output (SPEC §3.3). Parameters: 1.375C^2 + C."""
+"""TALA: spatial + frequency attention on an encoder stage output (docs/design.md §3).
+
+Parameters: 1.375C^2 + C.
+"""
 
 from __future__ import annotations
 

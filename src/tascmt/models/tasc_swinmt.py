@@ -1,4 +1,5 @@
-"""TASC-SwinMT (SPEC §2): a Swin encoder with TALA, a two-branch decoder with MSTAF and CTCI, two heads.
+"""TASC-SwinMT (docs/design.md §3): a Swin encoder with TALA, a two-branch decoder with MSTAF and CTCI, two
+heads.
 
 One configurable class covers the paper model, the reference-code behaviour, the module ablations
 (IndEnc + modules) and the single-task models; the named variants are registered at the bottom.
@@ -11,8 +12,8 @@ Forward, shared encoder, both tasks (i = 1..3; S1..S4 = encoder stage outputs, F
     Fi, Fs = CTCI_i(Fi, Fs)
     interp = sigma(Head_i(Fi)) or (X1+X3)/2 + Head_i(Fi);  seg_logits = Head_s(Fs)
 
-Module ablations (SPEC §11.9, §12 tables 8/9) are built on IndEnc, ``shared_encoder=False``: one
-complete encoder per task (each with TALA when it is on), and each branch uses its own encoder's skips.
+Module ablations (docs/design.md §3; the paper's Tables 8/9) are built on IndEnc, ``shared_encoder=False``:
+one complete encoder per task (each with TALA when it is on), and each branch uses its own encoder's skips.
 Everything else keeps the full model's structure, so a row differs from IndEnc only by the named modules:
 
 | variant                  | TALA (both encoders) | fusion per stage                      | CTCI     |
@@ -26,8 +27,8 @@ Everything else keeps the full model's structure, so a row differs from IndEnc o
 
 With two skips a single MSTAF call (decoder feature vs one skip) cannot serve both branches, so the
 same MSTAF weights are called once per branch: ``MSTAF_i(Ui, S^int)["interp"]`` gives Fi and
-``MSTAF_i(Us, S^seg)["seg"] (+ Us)`` gives Fs (like SPEC §4's "two MSTAF calls per stage, shared
-weights"; parameters unchanged, MSTAF compute doubled). Decoder expands, blocks and the Conv1x1
+``MSTAF_i(Us, S^seg)["seg"] (+ Us)`` gives Fs ("two MSTAF calls per stage, shared weights",
+as in the full model; parameters unchanged, MSTAF compute doubled). Decoder expands, blocks and the Conv1x1
 fusion are shared by the branches, as the full model's decoder is. The "+X" rows therefore measure X
 on top of task-separate encoders; "full model vs IndEnc+TALA+CTCI+MSTAF" (not a paper row) would
 isolate the shared encoder.
@@ -45,10 +46,9 @@ from torch import nn
 
 from tascmt.models.config import TascConfig, size_config
 from tascmt.models.ctci import CTCI
+from tascmt.models.encoder import Record, TascEncoder
 from tascmt.models.layers import (
-    PatchEmbed,
     PatchExpand,
-    PatchMerging,
     PixelShuffleHead,
     SwinTransformerBlock,
     check_input_size,
@@ -57,68 +57,13 @@ from tascmt.models.layers import (
 from tascmt.models.layers.helpers import no_autocast, public_outputs
 from tascmt.models.mstaf import MSTAF
 from tascmt.models.registry import register_model
-from tascmt.models.tala import TALA
 
-Record = dict[str, torch.Tensor]
+__all__ = ["TascEncoder", "TascSwinMT"]  # TascEncoder lives in encoder.py; re-exported here
 
 
 def _unhalved(t: torch.Tensor) -> torch.Tensor:
     """``t`` in float32 when it is float16/bfloat16, else unchanged (float64 stays float64)."""
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
-
-def _block_shift(stage_shift: int, index: int, window: int) -> int:
-    """Shift of block ``index`` in a stage: the stage's shift, alternating with its complement (depth > 1)."""
-    return stage_shift if index % 2 == 0 else (window // 2 if stage_shift == 0 else 0)
-
-
-class TascEncoder(nn.Module):
-    """PatchEmbed, then 4 stages of [PatchMerging] -> Swin blocks -> (F + TALA(F) | TALA(F) | F).
-
-    (B, in, H, W) -> [S1 (B, C, H/4, W/4), S2 (2C, H/8), S3 (4C, H/16), S4 (8C, H/32)].
-    """
-
-    def __init__(self, cfg: TascConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.embed = PatchEmbed(cfg.in_chans, cfg.dims[0])
-        self.merges = nn.ModuleList(PatchMerging(cfg.dims[k - 1]) for k in range(1, 4))
-        self.stages = nn.ModuleList(
-            nn.Sequential(
-                *(
-                    SwinTransformerBlock(
-                        dim,
-                        cfg.heads[k],
-                        cfg.window,
-                        _block_shift(cfg.shifts[k], b, cfg.window),
-                        cfg.mlp_ratio,
-                        cfg.shift_mask,
-                    )
-                    for b in range(cfg.depths[k])
-                )
-            )
-            for k, dim in enumerate(cfg.dims)
-        )
-        self.talas = nn.ModuleList(TALA(d, cfg.tala_reduction) for d in cfg.dims) if cfg.use_tala else None
-
-    def forward(self, x: torch.Tensor, record: Record | None = None, prefix: str = "enc") -> list:
-        """x: (B, in, H, W) -> the four stage outputs; maps go to ``record`` under ``prefix``."""
-        skips = []
-        f = self.embed(x)  # (B, C, H/4, W/4)
-        for k, stage in enumerate(self.stages):
-            if k > 0:
-                f = self.merges[k - 1](f)  # (B, 2C, H/2, W/2)
-            f = stage(f)
-            if self.talas is not None:
-                sub: Record | None = {} if record is not None else None
-                t = self.talas[k](f, record=sub)
-                f = f + t if self.cfg.tala_mode == "residual" else t
-                if record is not None:
-                    record[f"{prefix}.tala{k + 1}.freq"] = sub["freq"]
-            skips.append(f)
-            if record is not None:
-                record[f"{prefix}.s{k + 1}"] = f
-        return skips
 
 
 class TascSwinMT(nn.Module):
@@ -240,7 +185,7 @@ class TascSwinMT(nn.Module):
                 if self.config.interp_output == "direct":
                     out["interp"] = torch.sigmoid(r)
                 else:
-                    out["interp"] = 0.5 * (x[:, 0:1] + x[:, 1:2]) + r
+                    out["interp"] = self.interp_base(x) + r
             if "seg" in self.tasks:
                 out["seg_logits"] = self.heads["seg"](feats["seg"])  # (B, 3, H, W)
         return out
@@ -251,11 +196,17 @@ class TascSwinMT(nn.Module):
 
         Does not change train/eval mode: call ``model.eval()`` first for inference.
         """
-        return public_outputs(self.forward(x), x, self.interp_is_residual())
+        return public_outputs(self.forward(x), x, self.interp_is_residual(), base=self.interp_base(x))
 
     def interp_is_residual(self) -> bool:
         """True with ``interp_output="residual"``: ``predict`` also returns the raw ``"interp_residual"``."""
         return self.config.interp_output == "residual"
+
+    def interp_base(self, x: torch.Tensor) -> torch.Tensor:
+        """What the residual head corrects (B, 1, H, W): (X1 + X3)/2, or the flow midpoint x[:, 2:3]."""
+        if self.config.interp_base == "flow":
+            return x[:, 2:3]
+        return 0.5 * (x[:, 0:1] + x[:, 1:2])
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters of the last layer both tasks pass through (for GradNorm): the last CTCI's gate conv,

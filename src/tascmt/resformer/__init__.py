@@ -1,15 +1,19 @@
-"""The ResFormer + DFE multi-task family (SPEC §9): segmentation + multilabel classification of 2-D images.
+"""The ResFormer + DFE multi-task family (docs/design.md §9): segmentation + multilabel classification of
+2-D images. Its parts live in the stages; this package re-exports them under one name.
 
-- ``model``: :class:`ResFormerMTL`, registered as ``resformer_mtl`` (serial blocks) and
-  ``resformer_mtl_parallel`` (sizes ``paper``/``small``/``tiny``).
-- ``loss``: :class:`ResFormerLoss` ((Dice + focal) + 0.25 × class-weighted multilabel soft-margin).
-- ``metrics``: DSC, Jaccard, accuracy, sensitivity, specificity (NumPy).
-- ``folder`` / ``dataset``: ISIC-2017-style and RETOUCH-style image/mask/label folders.
-- ``synthetic``: :func:`make_synthetic_2d_task` for tests and demos.
-- ``trainer``: :class:`ResFormerTrainer` (the project trainer's hooks), ``trainer_for_model``.
-- ``evaluate``: :func:`evaluate_resformer`.
+- ``tascmt.models.resformer``: :class:`ResFormerMTL` (``resformer_mtl``, ``resformer_mtl_parallel``) and
+  :class:`ResFormerConfig`; ``tascmt.models.dfe``: the DFE block (shared with ``mtl_cross_concat``).
+- ``tascmt.losses.resformer``: :class:`ResFormerLoss` ((Dice + focal) + 0.25 × class-weighted multilabel
+  soft-margin).
+- ``tascmt.data.images2d``: ISIC-2017 / RETOUCH-style folders, :class:`FolderDataset`,
+  :func:`make_synthetic_2d_task`.
+- ``tascmt.evaluation.metrics.resformer``: DSC, Jaccard, accuracy, sensitivity, specificity (NumPy).
+- ``tascmt.training.resformer``: :class:`ResFormerTrainer` (the project trainer's hooks),
+  ``trainer_for_model``.
+- ``tascmt.evaluation.resformer``: :func:`evaluate_resformer`.
 
-Submodules that need torch are imported on first use of their names.
+The old sub-module paths (``tascmt.resformer.config``, ``.model``, ``.trainer``, ...) re-export the moved
+modules. Names are imported on first use (most need torch).
 """
 
 from __future__ import annotations
@@ -18,19 +22,19 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "ResFormerConfig": "config",
-    "ResFormerMTL": "model",
-    "ResFormerLoss": "loss",
-    "FolderDataset": "dataset",
-    "make_synthetic_2d_task": "synthetic",
-    "ResFormerTrainer": "trainer",
-    "resformer_train_config": "trainer",
-    "train_resformer": "trainer",
-    "trainer_for_model": "trainer",
-    "is_resformer": "config",
-    "evaluate_resformer": "evaluate",
-    "is_resformer_checkpoint": "evaluate",
-    "with_defaults": "trainer",
+    "ResFormerConfig": "tascmt.models.resformer.config",
+    "is_resformer": "tascmt.models.resformer.config",
+    "ResFormerMTL": "tascmt.models.resformer.model",
+    "ResFormerLoss": "tascmt.losses.resformer",
+    "FolderDataset": "tascmt.data.images2d.dataset",
+    "make_synthetic_2d_task": "tascmt.data.images2d.synthetic",
+    "ResFormerTrainer": "tascmt.training.resformer",
+    "resformer_train_config": "tascmt.training.resformer",
+    "train_resformer": "tascmt.training.resformer",
+    "trainer_for_model": "tascmt.training.resformer",
+    "with_defaults": "tascmt.training.resformer",
+    "evaluate_resformer": "tascmt.evaluation.resformer",
+    "is_resformer_checkpoint": "tascmt.evaluation.resformer",
 }
 
 __all__ = sorted(_LAZY)
@@ -38,5 +42,5 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"tascmt.resformer.{_LAZY[name]}"), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tascmt.resformer' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""tascmt.training: one training loop with hooks, exact resume, DDP and run logs (SPEC §5, §6, §11.8).
+"""tascmt.training: one training loop with hooks, exact resume, DDP and run logs (docs/design.md §6).
 
 >>> from tascmt.training import TrainConfig, train          # doctest: +SKIP
 >>> result = train(TrainConfig(cache_dir="cache", out_dir="runs/a", size="tiny", epochs=2))  # doctest: +SKIP

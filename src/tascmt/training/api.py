@@ -8,6 +8,7 @@ from typing import Any
 
 from tascmt.errors import CheckpointError, ConfigError
 from tascmt.training.config import RUNTIME_FIELDS, TrainConfig
+from tascmt.training.resformer import trainer_for_model
 from tascmt.training.trainer import RunResult, Trainer
 
 
@@ -15,8 +16,6 @@ def _trainer_for(model: str, trainer_cls: type[Trainer] | None) -> type[Trainer]
     """The trainer class: the one given, else the model family's (ResFormer's own hooks), else ``Trainer``."""
     if trainer_cls is not None:
         return trainer_cls
-    from tascmt.resformer.trainer import trainer_for_model
-
     return trainer_for_model(model)
 
 

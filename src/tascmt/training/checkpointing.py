@@ -13,6 +13,9 @@ file unreadable, truncated or inconsistent) falls back to ``last.prev/`` with a 
 Saving is collective under DDP (RNG states are gathered from every rank); only rank 0 writes. Rank 0 also
 holds the run folder's lock (:func:`lock_run_folder`) for the whole run, so that a second training on the
 same folder is refused instead of overwriting this one's checkpoints and logs.
+
+The trainer calls these functions; they see it only through
+:class:`~tascmt.training.interfaces.CheckpointedTrainer` (no import of ``trainer.py``).
 """
 
 from __future__ import annotations
@@ -46,14 +49,14 @@ from tascmt.utils.lock import lock_folder
 from tascmt.utils.provenance import write_run_info
 
 if TYPE_CHECKING:
-    from tascmt.training.trainer import Trainer
+    from tascmt.training.interfaces import CheckpointedTrainer
 
 __all__ = ["data_extra", "find_checkpoint_dir", "lock_run_folder", "restore", "save_best", "save_last",
            "save_on_stop", "start_run_folder"]
 
 #: Entries of the cache manifest's ``params`` copied (same names) into every model checkpoint's ``extra``.
 MANIFEST_KEYS = ("modality", "norm", "inplane", "gap_mm", "tol_mm", "protocol", "size", "slice_axis",
-                 "task_name", "label_values")
+                 "task_name", "label_values", "flow")
 
 
 def data_extra(cache_dir: str | Path) -> dict[str, Any]:
@@ -77,7 +80,7 @@ def data_extra(cache_dir: str | Path) -> dict[str, Any]:
     return out
 
 
-def _model_extra(trainer: Trainer, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+def _model_extra(trainer: CheckpointedTrainer, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     if not hasattr(trainer, "_data_extra"):
         trainer._data_extra = data_extra(trainer.config.cache_dir)
     st, cfg = trainer.state, trainer.config
@@ -87,7 +90,7 @@ def _model_extra(trainer: Trainer, metrics: dict[str, Any] | None = None) -> dic
                          "metrics": metrics or {}}}
 
 
-def check_run_folder(trainer: Trainer) -> None:
+def check_run_folder(trainer: CheckpointedTrainer) -> None:
     """A fresh run must not overwrite another run's checkpoints; a resume needs them."""
     last = find_checkpoint_dir(trainer.run_dir / "last")
     if trainer.resume and last is None:
@@ -97,7 +100,7 @@ def check_run_folder(trainer: Trainer) -> None:
                           "--resume or choose another --out")
 
 
-def lock_run_folder(trainer: Trainer) -> contextlib.AbstractContextManager[Any]:
+def lock_run_folder(trainer: CheckpointedTrainer) -> contextlib.AbstractContextManager[Any]:
     """Lock the run folder for this run (rank 0 holds the lock; call on every rank after the process group
     is up). Raises :class:`~tascmt.utils.lock.FolderInUseError` on every rank when another process holds it.
 
@@ -138,13 +141,13 @@ def _holding(lock: contextlib.AbstractContextManager[Any], created: Path | None)
         raise
 
 
-def start_run_folder(trainer: Trainer) -> None:
+def start_run_folder(trainer: CheckpointedTrainer) -> None:
     """Rank 0 of a fresh run: create the folder, write ``config.json`` and ``provenance.json``."""
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(trainer.run_dir, trainer.config.to_dict())
 
 
-def _capture(trainer: Trainer) -> dict[str, Any]:
+def _capture(trainer: CheckpointedTrainer) -> dict[str, Any]:
     return {
         "loop": dataclasses.asdict(trainer.state),
         "optimizer": trainer.optimizer.state_dict(),
@@ -157,7 +160,7 @@ def _capture(trainer: Trainer) -> dict[str, Any]:
     }
 
 
-def save_last(trainer: Trainer) -> None:
+def save_last(trainer: CheckpointedTrainer) -> None:
     """Write ``last/`` (model + training state). Call on every rank."""
     state = _capture(trainer)
     if trainer.dist.is_main:
@@ -169,7 +172,8 @@ def save_last(trainer: Trainer) -> None:
     barrier()
 
 
-def save_best(trainer: Trainer, metrics: dict[str, Any] | None = None, note: str | None = None) -> None:
+def save_best(trainer: CheckpointedTrainer, metrics: dict[str, Any] | None = None,
+              note: str | None = None) -> None:
     """Write ``best/`` (model + ``metrics.json``). Call on every rank."""
     if metrics is None:
         metrics = dict(trainer.state.history[-1]) if trainer.state.history else {}
@@ -186,7 +190,7 @@ def save_best(trainer: Trainer, metrics: dict[str, Any] | None = None, note: str
     barrier()
 
 
-def save_on_stop(trainer: Trainer, reason: str) -> None:
+def save_on_stop(trainer: CheckpointedTrainer, reason: str) -> None:
     """A clean stop inside an epoch (time budget, max_steps, a signal): save ``last/``, and ``best/`` if none
     exists (not after a signal: no validation pass then, the process is expected to end soon).
 
@@ -203,7 +207,7 @@ def save_on_stop(trainer: Trainer, reason: str) -> None:
                                              "epoch-end model selection")
 
 
-def restore(trainer: Trainer, last: Path) -> None:
+def restore(trainer: CheckpointedTrainer, last: Path) -> None:
     """Load ``last/`` into a fully built trainer (model weights, optimizer, ..., RNG states last).
 
     When the newest version is damaged (:class:`CheckpointError`), the previous one (``last.prev/``) is
@@ -247,7 +251,7 @@ def _set_aside(damaged: Path, used: Path) -> None:
 _STATE_ENTRIES = {"loop": dict, "optimizer": dict, "scheduler": dict, "scaler": dict, "rng": list}
 
 
-def _restore_from(trainer: Trainer, folder: Path) -> None:
+def _restore_from(trainer: CheckpointedTrainer, folder: Path) -> None:
     """Load one checkpoint folder; every damaged or missing piece is a :class:`CheckpointError` naming it."""
     state = load_state(folder)
     jpath = folder / "train_state.json"

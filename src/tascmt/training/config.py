@@ -26,7 +26,8 @@ SMALL_LR = 1e-3
 
 #: Fields that may differ between a run and its resumption (they do not change the maths of training).
 RUNTIME_FIELDS = frozenset(
-    {"max_minutes", "max_steps", "num_workers", "device", "progress", "tensorboard", "out_dir"}
+    {"max_minutes", "max_steps", "num_workers", "device", "progress", "tensorboard", "out_dir",
+     "checkpoint_every"}
 )
 
 

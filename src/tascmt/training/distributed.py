@@ -87,7 +87,8 @@ def shutdown_distributed() -> None:
 
 def wrap_model(model: nn.Module, info: DistInfo, device: torch.device,
                find_unused: bool = False) -> nn.Module:
-    """DDP-wrap ``model`` (already on ``device``); BatchNorm → SyncBatchNorm on CUDA only (SPEC §11.14)."""
+    """DDP-wrap ``model`` (already on ``device``); BatchNorm → SyncBatchNorm on CUDA only
+    (docs/design.md §10)."""
     if not info.enabled:
         return model
     if device.type == "cuda":

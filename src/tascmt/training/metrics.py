@@ -1,8 +1,8 @@
 """Cheap per-batch validation metrics on tensors (the full evaluation lives in ``tascmt.evaluation``).
 
-Conventions follow SPEC §8: PSNR with data range 1 on predictions and targets clipped to [0, 1], capped at
-100 dB; Dice on ``sigmoid(logits) > 0.5`` against ``target > 0.5`` per image and frame, 1 when both masks
-are empty, averaged over the three frames.
+Conventions follow docs/design.md §7: PSNR with data range 1 on predictions and targets clipped to [0, 1],
+capped at 100 dB; Dice on ``sigmoid(logits) > 0.5`` against ``target > 0.5`` per image and frame, 1 when
+both masks are empty, averaged over the three frames.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The training loop, written once, with hooks that variants override (STYLE.md example 8).
+"""The training loop, written once, with hooks that variants override.
 
 Hooks (override in a subclass; each is small):
 
@@ -6,15 +6,19 @@ Hooks (override in a subclass; each is small):
 * ``build_model() -> nn.Module``               — ``tascmt.models.create_model(model, size, **overrides)``.
 * ``build_loss()``                             — sets ``interp_loss``, ``seg_loss`` and ``balancer``.
 * ``build_optimizer() -> Optimizer``           — AdamW: model group + the balancer's own group.
-* ``build_scheduler(optimizer)``               — cosine annealing, stepped once per epoch.
+* ``build_scheduler(optimizer)``               — cosine annealing (``schedule.py``), per epoch or budget.
 * ``compute_losses(outputs, batch) -> {"interp": L_i, "seg": L_s}`` (only the tasks the model has).
-* ``train_step(batch) -> StepOutput`` / ``validation_step(batch) -> dict of sums``.
+* ``train_step(batch) -> StepOutput`` / ``validation_step(batch) -> dict of sums`` / ``validate()``.
 * ``on_before_optimizer_step()`` (gradients final: averaged across ranks, unscaled, not yet clipped).
 * ``on_epoch_end(epoch, record)``; ``set_train_mode()``.
 * ``save_model_files(folder, extra)`` / ``load_model_weights(folder)`` — ``models.checkpoint.save_model``.
 
 One process or DDP (from ``torchrun``'s environment) share every line; see ``distributed.py``.
-The loop state that resume needs lives in :class:`LoopState`; ``checkpointing.py`` saves and restores it.
+This module runs the loop (set-up, epochs, steps, when to stop). Its books — step sums and logs, the
+epoch's record, validation (``validate``), model selection, early stopping — are kept by the
+:class:`~tascmt.training.bookkeeping.EpochBookkeeping` mixin. The loop state that resume needs lives in
+:class:`LoopState`; ``checkpointing.py`` saves and restores it (seeing the trainer only through
+``interfaces.CheckpointedTrainer``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tascmt.errors import CheckpointError, ConfigError, InputError, TascmtError
 from tascmt.models.baselines.inputs import model_input
 from tascmt.models.baselines.nnunet import deep_supervision_loss
 from tascmt.training import checkpointing
+from tascmt.training.bookkeeping import EpochBookkeeping
 from tascmt.training.config import TrainConfig
 from tascmt.training.distributed import (
     DistInfo,
@@ -46,10 +51,11 @@ from tascmt.training.distributed import (
     unwrap,
     wrap_model,
 )
-from tascmt.training.logs import RunLogger, epoch_summary
+from tascmt.training.logs import RunLogger
 from tascmt.training.metrics import dice_per_sample, psnr_per_sample
 from tascmt.training.records import LoopState, RunResult, StepOutput
 from tascmt.training.sampler import FixedStepSampler, ResumableSampler
+from tascmt.training.schedule import budget_progress, cosine_factor, follows_budget
 from tascmt.training.signals import SIGNAL_STOP, StopSignals, TrainingInterrupted, signal_name
 from tascmt.utils.seed import seed_everything
 
@@ -57,7 +63,7 @@ TASK_OUTPUT = {"interp": "interp", "seg": "seg_logits"}
 __all__ = ["LoopState", "RunResult", "StepOutput", "Trainer"]
 
 
-class Trainer:
+class Trainer(EpochBookkeeping):
     """Train one model on one triplet cache according to a :class:`TrainConfig`.
 
     Args:
@@ -142,31 +148,11 @@ class Trainer:
         """
         cfg = self.config
         floor = cfg.min_lr / cfg.lr
-        if self._budgeted():
+        if follows_budget(cfg):
             self._per_step_schedule = True
-            return torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda _: _cosine_factor(self._budget_progress(), 1.0, floor))
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: _cosine_factor(e, cfg.epochs, floor))
-
-    def _budgeted(self) -> bool:
-        """Whether the lr follows the budget: ``lr_schedule="budget"``, or ``"auto"`` with a budget set."""
-        cfg = self.config
-        if cfg.lr_schedule == "epochs":
-            return False
-        has_budget = cfg.max_steps is not None or cfg.max_minutes is not None
-        if cfg.lr_schedule == "budget" and not has_budget:
-            raise ConfigError("lr_schedule 'budget' needs max_steps or max_minutes")
-        return has_budget
-
-    def _budget_progress(self) -> float:
-        """Fraction of the training budget used: steps of ``max_steps``, or this invocation's minutes of
-        ``max_minutes`` (whichever is further along when both are set)."""
-        cfg, p = self.config, 0.0
-        if cfg.max_steps is not None:
-            p = self.state.global_step / cfg.max_steps
-        if cfg.max_minutes is not None and self._start_time:
-            p = max(p, (time.monotonic() - self._start_time) / (60.0 * cfg.max_minutes))
-        return min(max(p, 0.0), 1.0)
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: cosine_factor(
+                budget_progress(cfg, self.state.global_step, self._start_time), 1.0, floor))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: cosine_factor(e, cfg.epochs, floor))
 
     def set_train_mode(self) -> None:
         self.model.train()
@@ -456,144 +442,7 @@ class Trainer:
             bar.close()
         return None
 
-    def _postfix(self, out: StepOutput, speed: float) -> dict[str, str]:
-        post = {"loss": f"{out.total:.4g}"}
-        post.update({f"L_{k}": f"{v:.4g}" for k, v in out.losses.items()})
-        post.update({f"w_{k}": f"{v:.4g}" for k, v in self.task_weights().items() if k in self.tasks})
-        post["samples/s"] = f"{speed:.2f}"
-        return post
-
-    def _record_step(self, out: StepOutput, speed: float, dt: float) -> None:
-        st = self.state
-        st.global_step += 1
-        st.step_in_epoch += 1
-        if out.skipped:
-            st.skipped_total += 1
-            st.nonfinite_streak = st.nonfinite_streak + 1 if out.counts_as_nonfinite else st.nonfinite_streak
-        else:
-            st.nonfinite_streak = 0
-            sums = st.epoch_sums
-            for k, v in out.losses.items():
-                sums[f"L_{k}"] = sums.get(f"L_{k}", 0.0) + v
-            sums["loss"] = sums.get("loss", 0.0) + out.total
-            sums["steps"] = sums.get("steps", 0.0) + 1
-            if out.target_clipped is not None:
-                sums["target_clipped"] = sums.get("target_clipped", 0.0) + out.target_clipped
-        st.epoch_sums["time_s"] = st.epoch_sums.get("time_s", 0.0) + dt
-        st.epoch_sums["samples"] = st.epoch_sums.get("samples", 0.0) + out.batch_size * self.dist.world_size
-        weights = self.task_weights()
-        self.logger.log_step({
-            "step": st.global_step, "epoch": st.epoch + 1, "loss": out.total,
-            "L_interp": out.losses.get("interp"), "L_seg": out.losses.get("seg"),
-            "w_interp": weights.get("interp"), "w_seg": weights.get("seg"),
-            "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": out.grad_norm,
-            "samples_per_s": speed, "skipped": int(out.skipped),
-        })
-        if st.nonfinite_streak >= self.config.max_nonfinite:
-            terms = ", ".join(f"L_{k}={v:.6g}" for k, v in out.losses.items())
-            raise TascmtError(
-                f"training stopped at step {st.global_step} (epoch {st.epoch + 1}): "
-                f"{st.nonfinite_streak} consecutive steps had a non-finite loss or gradient "
-                f"(last: {out.reason}; {terms}, total={out.total:.6g}, grad_norm={out.grad_norm:.6g}). "
-                f"Try a lower lr (now {self.config.lr}), amp=False, or check the cache for bad values; "
-                f"{self.run_dir / 'last'} holds the last good checkpoint"
-            )
-
-    def _end_epoch(self) -> bool:
-        """Validation, balancer/scheduler updates, early stopping, checkpoints. True → stop early."""
-        cfg, st = self.config, self.state
-        sums = st.epoch_sums
-        n = max(sums.get("steps", 0.0), 1.0)
-        train = {k: sums[f"L_{k}"] / n for k in self.tasks if f"L_{k}" in sums}
-        record: dict[str, Any] = {"epoch": st.epoch + 1, "step": st.global_step,
-                                  "train_loss": sums.get("loss", math.nan) / n,
-                                  **{f"train_L_{k}": v for k, v in train.items()},
-                                  "lr": self.optimizer.param_groups[0]["lr"],
-                                  "skipped_steps": st.skipped_total,
-                                  "target_clip_frac": sums["target_clipped"] / n if "target_clipped" in sums
-                                  else None,
-                                  "epoch_s": sums.get("time_s", 0.0),
-                                  "samples_per_s": sums.get("samples", 0.0)
-                                  / max(sums.get("time_s", 0.0), 1e-9)}
-        criterion = None
-        if (st.epoch + 1) % cfg.val_every == 0 or st.epoch + 1 == cfg.epochs:
-            if self.val_data is not None:
-                record.update(self.validate())
-                criterion = self._selection_criterion({k: record[f"val_L_{k}"] for k in self.tasks})
-                record["val_criterion"] = criterion
-            elif train:
-                criterion = self._selection_criterion(train)  # no validation split: the training losses
-        if self.balancer is not None and len(train) == len(self.tasks):
-            self.balancer.epoch_end(train)
-        record.update({f"w_{k}": v for k, v in self.task_weights().items()})
-        improved = criterion is not None and criterion < st.best_val
-        if improved:
-            st.best_val, st.best_epoch, st.bad_rounds = float(criterion), st.epoch + 1, 0
-        elif criterion is not None:
-            st.bad_rounds += 1
-        record["best"] = int(improved)
-        self.scheduler.step()
-        st.history.append(record)
-        self.logger.log_epoch(record)
-        if cfg.progress and self.dist.is_main:
-            print(epoch_summary(record, cfg.epochs), flush=True)
-        self.on_epoch_end(st.epoch, record)
-        st.epoch += 1
-        st.step_in_epoch = 0
-        st.epoch_sums = {}
-        if improved:
-            checkpointing.save_best(self)
-        checkpointing.save_last(self)
-        can_stop = self.val_data is not None and st.epoch >= cfg.min_epochs
-        return can_stop and cfg.patience > 0 and st.bad_rounds >= cfg.patience
-
-    def _selection_criterion(self, losses: dict[str, float]) -> float:
-        """Scale-free model selection: Σ_k L_k / L_k(first validation), so each task counts by its relative
-        improvement, not by its loss scale (raw BCE is ~20× the interpolation loss and would otherwise make
-        ``best/`` the best segmenter). The reference values are kept in the loop state (exact resume)."""
-        ref = self.state.val_ref
-        for k, v in losses.items():
-            if k not in ref and math.isfinite(v) and v > 0:
-                ref[k] = float(v)
-        return float(sum(v / ref[k] if ref.get(k) else v for k, v in losses.items()))
-
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Mean unweighted validation losses (``val_loss = Σ L_task``), PSNR and Dice over all ranks."""
-        assert self.val_data is not None
-        self.model.eval()
-        sampler = None
-        if self.dist.enabled:  # disjoint shards without padding: every sample counted exactly once
-            sampler = range(self.dist.rank, len(self.val_data), self.dist.world_size)
-        loader = DataLoader(self.val_data, batch_size=self.config.batch_size, sampler=sampler, shuffle=False,
-                            num_workers=self.num_workers, generator=torch.Generator().manual_seed(0))
-        keys = [f"L_{k}" for k in self.tasks] + (["psnr"] if "interp" in self.tasks else []) \
-            + (["dice"] if "seg" in self.tasks else []) + ["n"]
-        acc = torch.zeros(len(keys), dtype=torch.float64)
-        for batch in loader:
-            sums = self.validation_step(batch)
-            acc += torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64)
-        acc = all_reduce_(acc.to(self.device), op="sum").cpu()
-        total = dict(zip(keys, acc.tolist()))
-        n = max(total.pop("n"), 1.0)
-        out = {f"val_{k}": v / n for k, v in total.items()}
-        out["val_loss"] = sum(out[f"val_L_{k}"] for k in self.tasks)
-        self.set_train_mode()
-        return out
-
     def _shared_params(self) -> list[nn.Parameter] | None:
         fn = getattr(self.raw_model, "shared_parameters", None)
         return list(fn()) if callable(fn) else None
 
-    def _result(self, reason: str) -> RunResult:
-        best = checkpointing.find_checkpoint_dir(self.run_dir / "best")
-        last = checkpointing.find_checkpoint_dir(self.run_dir / "last")
-        return RunResult(run_dir=self.run_dir, best_checkpoint=best, last_checkpoint=last,
-                         history=list(self.state.history), stop_reason=reason,
-                         global_step=self.state.global_step)
-
-
-def _cosine_factor(epoch: int, t_max: int, floor: float) -> float:
-    """lr multiplier after ``epoch`` scheduler steps: ``floor + (1 − floor)·(1 + cos(π·e/T))/2``."""
-    e = min(epoch, t_max)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * e / t_max))

@@ -1,4 +1,4 @@
-"""tascmt.evaluation.metrics: per-image metrics (SPEC §8).
+"""tascmt.evaluation.metrics: per-image metrics (docs/design.md §7).
 
 ``image`` and ``seg`` are pure NumPy/scikit-image on arrays. LPIPS (``lpips``) needs torch; its names
 (``Lpips``, ``load_lpips``, ``lpips_available``, ``lpips_value``) are imported lazily from here, so

@@ -1,9 +1,10 @@
-"""Interpolation metrics on 2-D grey images in [0, 1] (SPEC §8): PSNR, SSIM, SSIM (uniform), EdgeSSIM.
+"""Interpolation metrics on 2-D grey images in [0, 1] (docs/design.md §7): PSNR, SSIM, SSIM (uniform),
+EdgeSSIM.
 
 All functions take ``(pred, gt)`` — prediction first, as in ``seg_metrics`` — 2-D float arrays of the
 same shape with intensities in [0, 1] (data range 1). Both are clipped to [0, 1] first (a residual head's
-raw output may leave it; SPEC §11.2 clips targets for loss and metrics). SSIM needs both sides ≥ 11
-pixels (the 11×11 window). Non-finite values raise ValueError.
+raw output may leave it; targets are clipped for loss and metrics, docs/design.md §2). SSIM needs both
+sides ≥ 11 pixels (the 11×11 window). Non-finite values raise ValueError.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LPIPS (Zhang et al. 2018, v0.1, VGG backbone) in plain torch, without torchvision (SPEC §8, §11.12).
+"""LPIPS (Zhang et al. 2018, v0.1, VGG backbone) in plain torch, without torchvision (docs/design.md §7).
 
 Pipeline for grey images in [0, 1]: scale to [−1, 1], replicate to 3 channels, the LPIPS scaling layer
 ``(x − shift) / scale``, VGG16 ``features``; at relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (module

@@ -13,6 +13,9 @@ from tascmt.models.layers.helpers import public_outputs
 
 Record = dict[str, torch.Tensor]
 
+#: Factor applied to the output layers' weights by ``init="stable"`` (as TASC-SwinMT's stable_init_gain).
+STABLE_GAIN = 0.01
+
 
 class BaselineModel(nn.Module):
     """Base of every baseline: subclasses set ``config_cls`` and implement ``_forward(x, record)``.
@@ -24,7 +27,7 @@ class BaselineModel(nn.Module):
 
     config_cls: type = object
     trainable: bool = True
-    size_multiple: int = 32  # H and W must be multiples of this (SPEC §11.4)
+    size_multiple: int = 32  # H and W must be multiples of this (window attention pads up to it)
 
     @property
     def input_frames(self) -> str:
@@ -65,6 +68,16 @@ class BaselineModel(nn.Module):
         """
         return public_outputs(self.forward(x), x, self.interp_is_residual())
 
+    def output_layers(self) -> list[nn.Module]:
+        """The layers that write the model's outputs (scaled down by ``init="stable"``); none by default."""
+        return []
+
+    @torch.no_grad()
+    def apply_stable_init(self, gain: float = STABLE_GAIN) -> None:
+        """``init="stable"``: multiply the weights of :meth:`output_layers` by ``gain``."""
+        for layer in self.output_layers():
+            layer.weight.mul_(gain)
+
     def interp_is_residual(self) -> bool:
         """Whether ``interp`` is the input pair's linear average plus a correction (``predict`` then also
         returns the raw correction as ``"interp_residual"``)."""
@@ -73,7 +86,7 @@ class BaselineModel(nn.Module):
 
 def interp_from_head(r: torch.Tensor, x: torch.Tensor, mode: str) -> torch.Tensor:
     """Head output r (B, 1, H, W) -> interpolated frame: sigmoid(r) ("direct") or (X1+X3)/2 + r
-    ("residual", SPEC §11.16); x is the (B, 2, H, W) input pair."""
+    ("residual", docs/design.md §3); x is the (B, 2, H, W) input pair."""
     if mode == "direct":
         return torch.sigmoid(r)
     return 0.5 * (x[:, 0:1] + x[:, 1:2]) + r

@@ -1,5 +1,6 @@
 """Cascades of single-task models: an interpolation model synthesises X2, a segmentation model segments
-the three frames [X1, X2_hat, X3] (the "cascade" setting of SPEC §12 and the efficiency tables 24-25).
+the three frames [X1, X2_hat, X3] (the "cascade" setting of the comparison and efficiency tables,
+docs/design.md §9).
 
 * ``CascadeModel(interp_model, seg_model)``: pair in, ``{"interp", "seg_logits"}`` out, ``predict``.
 * ``build_cascade(interp, seg, size)``: each part is a registered name or a checkpoint path.

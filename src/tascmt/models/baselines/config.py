@@ -28,8 +28,13 @@ class BaselineConfig:
     img_size: int = 512
     tasks: tuple[str, ...] = ("interp",)
     input_frames: str = "pair"
+    #: "paper" (the model's own initialisation) or "stable" (the layers writing the outputs scaled down, as
+    #: in TASC-SwinMT, so a residual head starts at linear interpolation); CPU sizes default to "stable".
+    init: str = "paper"
 
     def __post_init__(self) -> None:
+        if self.init not in ("paper", "stable"):
+            raise ModelConfigError(f"model config init={self.init!r} is not one of ('paper', 'stable')")
         if self.input_frames not in INPUT_FRAMES:
             raise ModelConfigError(
                 f"model config input_frames={self.input_frames!r} is not one of {INPUT_FRAMES}"
@@ -79,8 +84,16 @@ def _tuples(d: dict[str, Any]) -> dict[str, Any]:
             for k, v in d.items()}
 
 
+#: What the CPU sizes harmonise across every row of a comparison: the residual interpolation head and the
+#: stable initialisation (the paper size keeps each model's own).
+CPU_SIZE_DEFAULTS = {"interp_output": "residual", "init": "stable"}
+
+
 def sized(cls: type[C], name: str, size: str, presets: dict[str, dict[str, Any]], **flags: Any) -> C:
-    """``cls(name=name, size=size, **presets[size], **flags)``; an unknown size lists the known ones."""
+    """``cls(name=name, size=size, **presets[size], **flags)``; an unknown size lists the known ones. For
+    sizes other than ``paper``, :data:`CPU_SIZE_DEFAULTS` apply to the fields the config has."""
     if size not in presets:
         raise ModelConfigError(f"unknown model size {size!r} for {name!r}; known sizes: {sorted(presets)}")
-    return cls(name=name, size=size, **presets[size], **flags)
+    names = {f.name for f in fields(cls)}
+    base = {k: v for k, v in CPU_SIZE_DEFAULTS.items() if size != "paper" and k in names}
+    return cls(name=name, size=size, **{**base, **presets[size], **flags})

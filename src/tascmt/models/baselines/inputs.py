@@ -18,6 +18,12 @@ def input_frames(model: nn.Module) -> str:
     return frames
 
 
+def uses_flow_base(model: nn.Module) -> bool:
+    """Whether ``model`` takes the flow midpoint as a third input channel (``interp_base="flow"``)."""
+    inner = getattr(model, "module", model)
+    return getattr(getattr(inner, "config", None), "interp_base", "linear") == "flow"
+
+
 def model_input(model: nn.Module, batch: dict, device: torch.device | str | None = None) -> torch.Tensor:
     """``batch["x"]`` (B, 2, H, W) = [X1, X3] for pair models; [X1, X2, X3] (B, 3, H, W) for triplet
     models, with X2 = ``batch["y_interp"]`` (B, 1, H, W) (oracle setting: the real middle slice).
@@ -29,6 +35,11 @@ def model_input(model: nn.Module, batch: dict, device: torch.device | str | None
         x = x.to(device, non_blocking=True)
     if x.ndim != 4 or x.shape[1] != 2:
         raise ValueError(f"model_input: batch['x'] must be (B, 2, H, W), got {tuple(x.shape)}")
+    if uses_flow_base(model):  # [X1, X3, flow midpoint] (B, 3, H, W)
+        if "flow_mid" not in batch:
+            raise ValueError("model_input: this model corrects the flow midpoint and needs "
+                             "batch['flow_mid']; prepare the cache with --flow-base")
+        return torch.cat([x, batch["flow_mid"].to(x.device, x.dtype)], dim=1)
     if input_frames(model) == "pair":
         return x
     if "y_interp" not in batch:

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from tascmt.models.baselines.base import BaselineModel, Record, interp_from_head
 from tascmt.models.baselines.config import BaselineConfig, sized
@@ -93,6 +94,9 @@ class SwinUNetInterp(BaselineModel):
             record.update({f"enc.s{k + 1}": s for k, s in enumerate(skips)})
         f = self.decoder(skips, record)  # (B, C, H/4, W/4)
         return {"interp": interp_from_head(self.head(f), x, self.config.interp_output)}
+
+    def output_layers(self) -> list[nn.Module]:
+        return [self.head.out]
 
 
 @register_model(SwinUNetInterp)

@@ -194,6 +194,9 @@ class TransUNetInterp(BaselineModel):
                 record[f"dec{j + 1}"] = f
         return {"interp": interp_from_head(self.head(f), x, self.config.interp_output)}
 
+    def output_layers(self) -> list[nn.Module]:
+        return [self.head]
+
 
 @register_model(TransUNetInterp)
 def transunet_interp(size: str) -> TransUNetConfig:

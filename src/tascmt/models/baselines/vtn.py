@@ -125,6 +125,9 @@ class VTNInterp(BaselineModel):
         f = self.decoder(fused, record)  # (B, C, H/4, W/4)
         return {"interp": interp_from_head(self.head(f), x, self.config.interp_output)}
 
+    def output_layers(self) -> list[nn.Module]:
+        return [self.head.out]
+
 
 @register_model(VTNInterp)
 def vtn_interp(size: str) -> VTNConfig:

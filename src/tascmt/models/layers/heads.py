@@ -1,4 +1,4 @@
-"""PixelShuffle output heads (SPEC §3.6): H/4 features -> full-resolution logits."""
+"""PixelShuffle output heads (docs/design.md §3): H/4 features -> full-resolution logits."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def float32_block(forward: Callable[..., Any]) -> Callable[..., Any]:
 
     Half-precision tensor arguments are cast to float32 (float64 stays float64); tensor outputs (a tensor
     or a tuple of tensors) are cast back to the dtype of the first tensor argument. Used by the FFT blocks
-    (SPEC §3.7, §11.13): |FFT| at DC sums up to H*W values and overflows fp16; CPU FFTs reject float16.
+    (docs/design.md §3, §10): |FFT| at DC sums up to H*W values and overflows fp16; CPU FFTs reject float16.
     """
 
     @functools.wraps(forward)
@@ -77,7 +77,8 @@ def float32_block(forward: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def unit_phasor(spec: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """``X / |X|`` with ``|X|`` clamped to ``eps``: the phase factor without ``exp(1j*angle)`` (SPEC §11.15).
+    """``X / |X|`` with ``|X|`` clamped to ``eps``: the phase factor without ``exp(1j*angle)``
+    (docs/design.md §3).
 
     Where a coefficient is exactly zero the phasor is 0 and its gradient finite (angle() gives NaN there).
     """
@@ -85,7 +86,8 @@ def unit_phasor(spec: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 
 def init_weights(module: nn.Module) -> None:
-    """SPEC §3.7: He-normal (fan_out, relu) convs with zero bias; trunc-normal(0.02) Linear with zero bias."""
+    """The paper's initialisation (docs/design.md §3): He-normal (fan_out, relu) convs with zero bias;
+    trunc-normal(0.02) Linear with zero bias."""
     if isinstance(module, nn.Conv2d):
         nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         if module.bias is not None:
@@ -110,19 +112,21 @@ def pad_to_multiple(x: torch.Tensor, mh: int, mw: int) -> torch.Tensor:
 
 
 def public_outputs(out: dict[str, torch.Tensor], x: torch.Tensor | None = None,
-                   residual: bool = False) -> dict[str, torch.Tensor]:
+                   residual: bool = False, base: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The public form of a model's outputs: ``{"interp": clamp(interp, 0, 1)}`` and/or
     ``{"seg": sigmoid(seg_logits)}`` (probabilities), from the internal ``interp`` / ``seg_logits``.
 
     With ``residual=True`` (a model whose interpolation is the linear average plus a learnt correction) and
     the input pair ``x`` (B, 2, H, W), also ``"interp_residual"`` (B, 1, H, W): the raw, unclipped
-    correction ``interp − (X1 + X3)/2``. The tiled predictor blends it and adds it to the full-resolution
-    linear average in intensity units, so values outside the normalisation window survive."""
+    correction ``interp − base`` (base: (X1 + X3)/2 unless given, e.g. the flow midpoint). The tiled
+    predictor blends it and adds it to the full-resolution base in intensity units, so values outside the
+    normalisation window survive."""
     res = {}
     if "interp" in out:
         res["interp"] = out["interp"].clamp(0, 1)
         if residual and x is not None:
-            res["interp_residual"] = out["interp"] - 0.5 * (x[:, 0:1] + x[:, 1:2])
+            ref = 0.5 * (x[:, 0:1] + x[:, 1:2]) if base is None else base
+            res["interp_residual"] = out["interp"] - ref
     if "seg_logits" in out:
         res["seg"] = torch.sigmoid(out["seg_logits"])
     return res

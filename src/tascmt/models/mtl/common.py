@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from tascmt.models.baselines.base import BaselineModel, Record, interp_from_head
+from tascmt.models.encoder import TascEncoder
 from tascmt.models.layers import PatchExpand, PixelShuffleHead, SwinTransformerBlock
 from tascmt.models.mtl.config import MTLConfig
-from tascmt.models.tasc_swinmt import TascEncoder
 
 TASK_NAMES = ("interp", "seg")
 
@@ -91,6 +91,9 @@ class MTLModel(BaselineModel):
         }
         out.update(extra)
         return out
+
+    def output_layers(self) -> list[nn.Module]:
+        return [head.conv3 for head in self.heads.values()]
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The last shared layer (for GradNorm); by default the encoder's last MLP layer (stage 4)."""

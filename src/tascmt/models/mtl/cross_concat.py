@@ -12,7 +12,7 @@ decoder stage by concatenation, each branch with its own 1x1 convolution:
 
 ResFormer exchanges features at four levels counting its bottleneck; here the bottleneck is one map
 shared by both branches already, so the exchange happens at the 3 decoder stages. The DFE is the project's
-single implementation (`tascmt.resformer.dfe`, full width C as in the ResFormer code). Its dilations are
+single implementation (`tascmt.models.dfe`, full width C as in the ResFormer code). Its dilations are
 capped at half the skip side at the nominal ``img_size`` (``capped_dilations``;
 ``dfe_dilation_mode="fixed"`` keeps 6/12/18).
 
@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from tascmt.models.baselines.base import Record
+from tascmt.models.dfe import DFE, capped_dilations
 from tascmt.models.layers import init_weights
 from tascmt.models.mtl.common import TASK_NAMES, MTLModel, TaskTower, record_feats
 from tascmt.models.mtl.config import CrossConcatConfig, mtl_size_config
 from tascmt.models.registry import register_model
-from tascmt.resformer.dfe import DFE, capped_dilations
 
 
 class MTLCrossConcat(MTLModel):

@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from tascmt.models.baselines.base import Record
+from tascmt.models.encoder import TascEncoder
 from tascmt.models.layers import init_weights
 from tascmt.models.mtl.common import TASK_NAMES, MTLModel, TaskTower, record_feats
 from tascmt.models.mtl.config import MoEConfig, mtl_size_config
 from tascmt.models.registry import register_model
-from tascmt.models.tasc_swinmt import TascEncoder
 
 
 class MTLMoE(MTLModel):
