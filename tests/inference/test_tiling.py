@@ -129,3 +129,56 @@ def test_pad_rule_and_tile_origin():
     assert tile_origin((100, 40), 32, rng, centre=(99, 0)) == (68, 0)
     with pytest.raises(ValueError):
         tile_origin((20, 40), 32, rng)
+
+
+class FlowBaseZero(ConstantCorrection):
+    """A flow-base residual model (input [X1, X3, F]) whose correction is zero."""
+
+    def __init__(self, tile: int = 32):
+        super().__init__(0.0, tile)
+        self.config.interp_base = "flow"
+
+    def interp_base(self, x):
+        return x[:, 2:3]
+
+    def predict(self, x):
+        assert x.shape[1] == 3, x.shape
+        return super().predict(x)
+
+
+def test_zero_correction_on_the_flow_base_returns_the_flow_midpoint():
+    from tascmt.data.flow import flow_midpoint
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:40, 0:50]
+    vol = np.stack([100.0 * np.exp(-((xx - 20 - 3 * k) ** 2 + (yy - 20) ** 2) / 40.0) for k in range(3)], axis=-1)
+    vol = (vol + rng.normal(0, 0.5, vol.shape)).astype(np.float32)
+    pred = Predictor(model=FlowBaseZero(32), normalizer=make_normalizer("minmax_pair"),
+                     inplane=InplanePolicy("native", 32))
+    res = predict_volume(vol, (1, 1, 2), model=pred, progress=False, outputs=("image",))
+    for j in range(2):
+        expected = flow_midpoint(vol[..., j], vol[..., j + 1]).image
+        np.testing.assert_allclose(res.image[..., 2 * j + 1], expected, atol=1e-3)
+
+
+def test_model_by_keyword_geometry_and_no_mutation(tmp_path):
+    import nibabel as nib
+
+    from tascmt.io import load_volume
+
+    vol = _ct(shape=(40, 36, 5))
+    affine = np.diag([0.8, 0.8, 5.0, 1.0])
+    affine[:3, 3] = (10.0, -20.0, 30.0)
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(vol, affine), path)
+    pred = _predictor(ConstantCorrection(0.0))
+    with pytest.raises(TypeError, match="model="):
+        predict_volume(vol, (0.8, 0.8, 5.0), pred)  # the old positional form says what to write
+    res = predict_volume(load_volume(path), model=pred, progress=False, tile_overlap=0.25)
+    assert pred.tile_overlap == 0.5  # options apply to a copy
+    assert np.allclose(res.spacing, (0.8, 0.8, 2.5)) and res.affine is not None
+    written = res.save(image=tmp_path / "out_img.nii.gz", mask=tmp_path / "out_mask.nii.gz")
+    img = nib.load(written[0])
+    np.testing.assert_allclose(img.affine[:3, :3], np.diag([0.8, 0.8, 2.5]), atol=1e-6)
+    np.testing.assert_allclose(img.affine[:3, 3], (10.0, -20.0, 30.0), atol=1e-5)  # voxel 0 in place
+    assert img.shape == (40, 36, 9) and nib.load(written[1]).get_data_dtype() == np.uint8

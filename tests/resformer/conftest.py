@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tascmt.resformer.synthetic import make_synthetic_2d_task
+from tascmt.data.images2d.synthetic import make_synthetic_2d_task
 
 
 @pytest.fixture(autouse=True)

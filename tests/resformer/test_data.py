@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from tascmt.data.images2d.dataset import FolderDataset, augment
+from tascmt.data.images2d.folder import load_split, read_mask, scan_folder, split_samples
+from tascmt.data.images2d.synthetic import make_synthetic_2d_task
 from tascmt.errors import InputError
-from tascmt.resformer.dataset import FolderDataset, augment
-from tascmt.resformer.folder import load_split, read_mask, scan_folder, split_samples
-from tascmt.resformer.synthetic import make_synthetic_2d_task
 
 ISIC = dict(img_size=32, in_chans=3, seg_classes=1, cls_classes=2)
 RETOUCH = dict(img_size=32, in_chans=1, seg_classes=4, cls_classes=3)

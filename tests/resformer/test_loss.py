@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from tascmt.data.images2d.dataset import FolderDataset
+from tascmt.losses.resformer import ResFormerLoss, class_weights
 from tascmt.models import create_model
-from tascmt.resformer.dataset import FolderDataset
-from tascmt.resformer.loss import ResFormerLoss, class_weights
 
 
 def test_class_weights_favour_rare_classes_and_average_one():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tascmt.resformer.metrics import MetricMeter, cls_metrics, confusion_counts, seg_scores
+from tascmt.evaluation.metrics.resformer import MetricMeter, cls_metrics, confusion_counts, seg_scores
 
 
 def test_seg_scores_hand_counts():

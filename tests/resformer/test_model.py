@@ -8,8 +8,8 @@ import torch
 from tascmt.models import create_model, list_models
 from tascmt.models.checkpoint import load_model, save_model
 from tascmt.models.config import ModelConfigError
-from tascmt.resformer.config import ResFormerConfig
-from tascmt.resformer.model import ResFormerMTL, count_parameters
+from tascmt.models.resformer.config import ResFormerConfig
+from tascmt.models.resformer.model import ResFormerMTL, count_parameters
 
 
 @pytest.mark.parametrize("name", ["resformer_mtl", "resformer_mtl_parallel"])
@@ -74,7 +74,7 @@ def test_bad_inputs_and_configs_raise():
 
 
 def test_paper_size_parameter_count():
-    """The figure documented in ``tascmt/resformer/model.py`` (built on the meta device: no memory)."""
+    """The figure documented in ``tascmt/models/resformer/model.py`` (built on the meta device: no memory)."""
     with torch.device("meta"):
         serial = create_model("resformer_mtl", size="paper")
         parallel = create_model("resformer_mtl_parallel", size="paper")

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from tascmt.resformer.evaluate import evaluate_resformer, is_resformer_checkpoint
-from tascmt.resformer.trainer import (
+from tascmt.evaluation.resformer import evaluate_resformer, is_resformer_checkpoint
+from tascmt.training.api import resume, train
+from tascmt.training.resformer import (
     RESFORMER_DEFAULTS,
     ResFormerTrainer,
     poly_factor,
@@ -15,7 +16,6 @@ from tascmt.resformer.trainer import (
     trainer_for_model,
     with_defaults,
 )
-from tascmt.training.api import resume, train
 from tascmt.training.trainer import Trainer
 
 QUICK = dict(size="tiny", batch_size=4, num_workers=0, progress=False, tensorboard=False, device="cpu")

@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="model initialisation (default: %(default)s; see TascConfig)")
     p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--interp-base", choices=("linear", "flow"), default=d.interp_base,
+                   help="what the model's correction is added to: the linear average or the flow midpoint "
+                        "(default: %(default)s)")
     p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch,
                    help="optimiser steps between validations (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
                      model_overrides={**d.model_overrides, "interp_output": args.interp_output,
                                       "init": args.init},
                      lr=args.lr, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
+                     interp_base=args.interp_base,
                      progress=not args.no_progress)
     run_demo(cfg)
     return 0

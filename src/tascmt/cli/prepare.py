@@ -40,8 +40,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "tiles), pad_resize (the paper's protocol: every slice resized to --size), none")
     p.add_argument("--split-seed", type=int, default=42, help="patient split seed (default 42)")
     p.add_argument("--flow-base", action="store_true",
-                   help="also store each triplet's flow midpoint (TV-L1 optical flow between its inputs), for "
-                        "models trained with --override interp_base=flow (~0.3 s per 200² pair, ~2 s per 512²)")
+                   help="also store each triplet's flow midpoint (TV-L1 optical flow between its inputs), "
+                        "for models trained with --override interp_base=flow (~0.3 s per 200² pair, ~2 s "
+                        "per 512²)")
     p.add_argument("--allow-tiny-split", action="store_true",
                    help="with fewer than 3 cases, train on all of them (no validation or test split, no "
                         "early stopping) instead of refusing")

@@ -13,20 +13,16 @@ the memory-mapped arrays are preallocated, so a full disk is one clear error (ne
 temporary folder is removed. One ``prepare`` at a time writes a given ``out_dir`` (a lock file
 ``.NAME.lock`` beside it); under that lock, temporary and old folders left by a killed ``prepare`` are
 removed, and a cache that a kill between the two renames of the final swap left only in ``.NAME.old-*/``
-is put back in place.
+is put back in place (``cache_folder.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import glob
 import hashlib
 import json
-import math
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -34,12 +30,22 @@ import numpy as np
 
 from tascmt.data import triplets as tp
 from tascmt.data.cache import CASES_DIR, MANIFEST_FILE, Manifest, case_files, flow_file
+from tascmt.data.cache_folder import (
+    SPACE_ERRNOS,
+    check_free_space,
+    debris,
+    fsync_tree,
+    make_parent,
+    preallocate,
+    remove_stale,
+    swap_into_place,
+)
 from tascmt.data.foreground import DEFAULT_BG_FRACTION, check_policy
 from tascmt.data.inplane import InplanePolicy
 from tascmt.data.normalize import make_normalizer, normalizer_from_dict
 from tascmt.data.splits import SPLITS_FILE, load_splits, make_splits
 from tascmt.errors import ConfigError, InputError
-from tascmt.utils.atomic import fsync_dir, fsync_file, write_json_atomic
+from tascmt.utils.atomic import write_json_atomic
 from tascmt.utils.lock import lock_beside
 from tascmt.utils.provenance import write_run_info
 from tascmt.utils.writable import check_writable_folder
@@ -84,14 +90,14 @@ def _hash(obj) -> str:
 def _check_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output {out_dir} exists and is not a folder")
-    if out_dir.parent.is_dir() and _debris(out_dir):
+    if out_dir.parent.is_dir() and debris(out_dir):
         try:  # debris of a killed prepare: clean it (and restore an interrupted swap) under the lock
             lock = lock_beside(out_dir, "cache folder")
         except OSError:  # a read-only place: nothing can be cleaned (nor written) there
             lock = None
         if lock is not None:
             with lock:
-                _remove_stale(out_dir)
+                remove_stale(out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_FILE).exists():
         raise ConfigError(f"output folder {out_dir} is not empty and is not a tascmt cache; "
                           "refusing to overwrite it (choose an empty or new folder)")
@@ -211,9 +217,9 @@ def _write_chunked(img: np.ndarray, seg: np.ndarray, label_values, inplane: Inpl
     z = img.shape[0]
     shape = (z, inplane.size, inplane.size) if inplane.kind == "pad_resize" else img.shape
     img_out = np.lib.format.open_memmap(img_path, mode="w+", dtype=dtype, shape=shape)
-    _preallocate(img_path)
+    preallocate(img_path)
     seg_out = np.lib.format.open_memmap(seg_path, mode="w+", dtype=np.uint8, shape=shape)
-    _preallocate(seg_path)
+    preallocate(seg_path)
     fg = np.zeros(z, dtype=bool)
     for a in range(0, z, chunk):
         b = min(z, a + chunk)
@@ -374,10 +380,10 @@ def _build(task, out_dir: Path, params: dict, param_hash: str, splits: dict, inp
 
     membership = {c: s for s in ("train", "val", "test") for c in splits[s]}
     check_writable_folder(out_dir.parent, "cache's parent folder")
-    parent = _mkparent(out_dir)
+    parent = make_parent(out_dir)
     with lock_beside(out_dir, "cache folder"):
-        _remove_stale(out_dir)
-        _check_free_space(task, params, inplane, out_dir)
+        remove_stale(out_dir)
+        check_free_space(task, params, inplane, out_dir)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=parent))
         try:
             umask = os.umask(0)
@@ -399,11 +405,11 @@ def _build(task, out_dir: Path, params: dict, param_hash: str, splits: dict, inp
             write_json_atomic(tmp / SPLITS_FILE, splits)
             write_json_atomic(tmp / MANIFEST_FILE, manifest.to_json())
             write_run_info(tmp, {"prepare": params})
-            _fsync_tree(tmp)
-            _swap_into_place(tmp, out_dir)
+            fsync_tree(tmp)
+            swap_into_place(tmp, out_dir)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
-            if err.errno in _SPACE_ERRNOS:
+            if err.errno in SPACE_ERRNOS:
                 where = err.filename or tmp
                 raise ConfigError(f"no room to write the cache {out_dir} ({where}: {err.strerror}); the "
                                   "partial cache was removed — free some space (or raise the file-size "
@@ -414,135 +420,3 @@ def _build(task, out_dir: Path, params: dict, param_hash: str, splits: dict, inp
             raise
     manifest.root = out_dir
     return manifest
-
-
-#: errno values of a full disk, an exhausted quota, a file-size limit.
-_SPACE_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
-#: Bytes per cached voxel assumed by the free-space check: float32 image (int16 CT takes less), uint8 mask.
-_BYTES_PER_VOXEL = 4 + 1
-#: Free space kept in reserve beyond the arrays (manifest, splits, provenance, file-system overhead).
-_RESERVE_BYTES = 16 * 2**20
-
-
-def _check_free_space(task, params: dict, inplane: InplanePolicy, out_dir: Path) -> int:
-    """Refuse to start when the disk cannot hold the cache (estimated from the headers, conservatively);
-    returns the estimate in bytes."""
-    needed = _RESERVE_BYTES + sum(_case_bytes(ref, params, inplane) for ref in task.cases)
-    folder = out_dir.parent
-    free = shutil.disk_usage(folder).free
-    if free < needed:
-        raise ConfigError(f"not enough free space in {folder} for the cache {out_dir}: about "
-                          f"{_size(needed)} needed ({needed} bytes), {_size(free)} free ({free} bytes); "
-                          "free some space or choose another output folder")
-    return needed
-
-
-def _case_bytes(ref, params: dict, inplane: InplanePolicy) -> int:
-    """Estimated bytes of one case's cached arrays (from the NIfTI header; from the files' sizes for a
-    DICOM series, whose header-only reading would mean reading the series twice)."""
-    from tascmt.io.load import read_geometry
-    from tascmt.io.orientation import voxel_spacing
-
-    path = Path(ref.image)
-    if path.is_dir():  # 2-byte stored pixels → a 4-byte image and a 1-byte mask
-        return int(2.5 * sum(f.stat().st_size for f in path.rglob("*") if f.is_file()))
-    try:
-        shape, affine = read_geometry(path)
-    except (InputError, OSError):  # the header check reports it
-        return 0
-    spacing = voxel_spacing(affine)
-    axis = tp.slice_axis(spacing, params["slice_axis"])
-    z = int(shape[axis])
-    hw = math.prod(int(s) for s in shape) // max(z, 1)
-    if inplane.kind != "native":
-        hw = max(hw, inplane.size * inplane.size)
-    if params["protocol"] == "resampled":  # slices every gap_mm
-        z = max(z, math.ceil((z - 1) * float(spacing[axis]) / float(params["gap_mm"])) + 1)
-    return z * hw * _BYTES_PER_VOXEL
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
-def _preallocate(path: Path) -> None:
-    """Reserve the disk blocks of a freshly created memory-mapped file, so that a full disk fails here with
-    an OSError (ENOSPC) instead of killing the process with SIGBUS at the first write into a page that has
-    no block. Skipped where ``posix_fallocate`` is missing or the file system cannot do it."""
-    fallocate = getattr(os, "posix_fallocate", None)
-    if fallocate is None:
-        return
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fallocate(fd, 0, os.fstat(fd).st_size)
-    except OSError as err:
-        if err.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            return
-        raise OSError(err.errno, err.strerror, str(path)) from err
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file of the finished cache, and its folders, to disk before it is swapped in."""
-    for sub, _, files in os.walk(folder):
-        for name in files:
-            fsync_file(Path(sub) / name)
-        fsync_dir(sub)
-
-
-def _mkparent(out_dir: Path) -> Path:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return out_dir.parent
-
-
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``tmp`` (the old cache, if any, is removed only after the rename).
-
-    The old cache is first moved into ``.NAME.old-PID-*/cache``; a kill between that rename and the next
-    leaves no ``out_dir``, and the next ``prepare`` moves the old cache back (:func:`_remove_stale`).
-    """
-    if not out_dir.exists():
-        os.replace(tmp, out_dir)
-        fsync_dir(out_dir.parent)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{os.getpid()}-", dir=out_dir.parent))
-    os.replace(out_dir, old / "cache")
-    os.replace(tmp, out_dir)
-    fsync_dir(out_dir.parent)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_stale(out_dir: Path) -> None:
-    """Under the ``out_dir`` lock (so no other prepare is writing them): put back a cache left only in
-    ``.NAME.old-*/cache`` by a kill between the swap's two renames, then remove every ``.NAME.tmp-*`` and
-    ``.NAME.old-*`` folder left by killed runs."""
-    parent = out_dir.parent
-    olds = sorted(_debris(out_dir, "old"), key=lambda p: p.stat().st_mtime, reverse=True)
-    if not out_dir.exists():
-        for old in olds:
-            if _complete_cache(old / "cache"):
-                os.replace(old / "cache", out_dir)
-                fsync_dir(parent)
-                print(f"note: restored the cache {out_dir} from {old} (a previous prepare was killed while "
-                      "swapping in a new cache)", file=sys.stderr)
-                break
-    for stale in [*_debris(out_dir, "tmp"), *olds]:
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _debris(out_dir: Path, *kinds: str) -> list[Path]:
-    """The ``.NAME.tmp-*`` / ``.NAME.old-*`` folders beside ``out_dir`` (``kinds``: default both)."""
-    name = glob.escape(out_dir.name)
-    return [p for kind in (kinds or ("tmp", "old")) for p in out_dir.parent.glob(f".{name}.{kind}-*")]
-
-
-def _complete_cache(folder: Path) -> bool:
-    try:
-        return folder.is_dir() and Manifest.load(folder).is_complete()
-    except (InputError, OSError, ValueError, KeyError, TypeError):
-        return False

@@ -48,6 +48,7 @@ class DemoConfig:
     batch_size: int = 2
     epochs: int = 100
     steps_per_epoch: int = 250
+    interp_base: str = "linear"  # "flow": the model corrects the flow midpoint (stored per triplet)
     num_workers: int = 0
     progress: bool = True
 
@@ -148,13 +149,16 @@ def _run_demo(cfg: DemoConfig, out: Path) -> Path:
     _log(f"2/5 prepare: triplets {cfg.gap_mm} mm each side of an acquired middle slice, {cfg.size}² in-plane")
     t0 = time.perf_counter()
     cache = out / "cache"
-    manifest = prepare_dataset(task, cache, size=cfg.size, gap_mm=cfg.gap_mm, progress=cfg.progress)
+    manifest = prepare_dataset(task, cache, size=cfg.size, gap_mm=cfg.gap_mm, progress=cfg.progress,
+                               flow_base=cfg.interp_base == "flow")
     timings["prepare_s"] = time.perf_counter() - t0
 
     _log(f"3/5 train: {cfg.model} ({cfg.model_size}) for at most {cfg.minutes:g} min on the CPU")
     train_cfg = TrainConfig(
         cache_dir=str(cache), out_dir=str(out / "run"), model=cfg.model, size=cfg.model_size,
-        model_overrides=dict(cfg.model_overrides), epochs=cfg.epochs, batch_size=cfg.batch_size,
+        model_overrides={**cfg.model_overrides,
+                         **({"interp_base": "flow"} if cfg.interp_base == "flow" else {})},
+        epochs=cfg.epochs, batch_size=cfg.batch_size,
         steps_per_epoch=cfg.steps_per_epoch,
         lr=cfg.lr, balancer=cfg.balancer, seed=cfg.seed, max_minutes=cfg.minutes, num_workers=cfg.num_workers,
         device="cpu", progress=cfg.progress,
@@ -354,6 +358,8 @@ def render_report(cfg: DemoConfig, counts: dict[str, Any], result: Any, summary:
         f"on the CPU ({result.global_step} steps, stop: {result.stop_reason}). One seed: differences "
         "below are not tested for significance (`tascmt experiment` runs several seeds).", "",
         *whole_volume_markdown(wv),
+        *([f"![coronal reformat]({rel(figures['reformat_coronal'])})", ""] if figures.get("reformat_coronal")
+          else []),
         f"On whole test volumes at native resolution the model **{verdict_native}** linear interpolation "
         f"({d_native:+.2f} dB PSNR on the synthesised slices).", "",
         f"## Per triplet, whole native slices ({summary.get('n_triplets', '?')} test triplets)", "",

@@ -50,8 +50,9 @@ class TrainConfig:
         lr / weight_decay: AdamW settings for the model parameters; ``lr=None`` picks 1e-4 for the ``paper``
             size and 1e-3 for the others.
         min_lr: the cosine schedule's ``eta_min``.
-        patience: validation rounds without improvement of the unweighted validation loss before stopping
-            (0 disables early stopping). Without a validation split the unweighted training loss is used.
+        patience: validation rounds without improvement of the selection criterion Σ_k L_k / L_k(first
+            validation) before stopping (0 disables early stopping; docs/design.md §6). Without a validation
+            split the criterion is computed on the training losses.
         grad_clip: maximum global gradient norm (``<= 0`` disables clipping).
         balancer / balancer_kwargs / balancer_lr: loss balancing strategy (``tascmt.losses.make_balancer``);
             its parameters (e.g. Kendall's θ) form a separate optimiser group with ``balancer_lr`` (None: the

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 import tascmt.models.mtl  # noqa: F401  (registers the variants until tascmt.models imports it)
 from tascmt.models import ModelConfigError, create_model, list_models, load_model, model_config, save_model
+from tascmt.models import dfe as resformer_dfe
 from tascmt.models.mtl import DFE, MTL_MODELS, capped_dilations
 from tascmt.models.registry import model_from_config
-from tascmt.resformer import dfe as resformer_dfe
 
 
 def task_loss(out: dict[str, torch.Tensor], task: str, gen: torch.Generator) -> torch.Tensor:
