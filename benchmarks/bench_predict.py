@@ -61,13 +61,15 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _model(model_size: str):
+def _model(model_size: str, flow: bool = False):
     import torch
 
     from tascmt.models import create_model
 
     torch.manual_seed(0)
     over = {"interp_output": "residual", "init": "stable"} if model_size != "paper" else {}
+    if flow:
+        over["interp_base"] = "flow"
     return create_model("tasc_swinmt", size=model_size, **over).eval()
 
 
@@ -78,13 +80,13 @@ def _measure(kind: str, size: int, n: int, batch_size: int, queue, model_size: s
 
     vol = ct_like(size, n)
     spacing = (0.7, 0.7, 2.5)
-    if kind == "predict":
+    if kind in ("predict", "predict_flow"):
         from tascmt.data.inplane import InplanePolicy
         from tascmt.data.normalize import make_normalizer
         from tascmt.inference import Predictor, predict_volume
         from tascmt.inference.tiling import n_tiles
 
-        model = _model(model_size)
+        model = _model(model_size, flow=kind == "predict_flow")
         tile = model.config.img_size
         policy = InplanePolicy("native", tile)
         predictor = Predictor(model, make_normalizer("CT"), policy, gap_mm=1.25, tile_overlap=overlap)
@@ -99,7 +101,8 @@ def _measure(kind: str, size: int, n: int, batch_size: int, queue, model_size: s
                  "model": "tasc_swinmt", "model_size": model_size, "tile": tile, "overlap": overlap,
                  "tiles_per_pair": n_tiles((size, size), tile, overlap),
                  "params": sum(p.numel() for p in model.parameters()), "batch_size": batch_size,
-                 "inplane": "native (blended tiles)", "torch_threads": torch.get_num_threads()}
+                 "inplane": "native (blended tiles)", "torch_threads": torch.get_num_threads(),
+                 "interp_base": "flow (TV-L1 per slice pair)" if kind == "predict_flow" else "linear"}
     elif kind in ("forwards", "tile_forwards"):
         from tascmt.inference.tiling import DEFAULT_TILE_BATCH, n_tiles
 
@@ -160,6 +163,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--models", default="small,paper", help="model sizes, comma-separated")
     ap.add_argument("--overlaps", default="0.25,0.5", help="tile overlaps, comma-separated")
+    ap.add_argument("--flow", action="store_true", help="also time a small flow-base model (overlap 0.5)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
@@ -187,6 +191,8 @@ def main() -> None:
             pred["overhead_vs_its_tiles"] = pred["seconds"] / net["seconds"] - 1.0
             rows += [pred] if single else [net, pred]
             done_single = done_single or single
+    if args.flow:
+        rows.append(run("predict_flow", args.size, args.slices, args.batch_size, "small", 0.5))
     for r in rows:
         parts = (r["kind"], r.get("model_size"), r.get("overlap"))
         r["key"] = "_".join(str(v) for v in parts if v is not None)

@@ -199,7 +199,12 @@ def test_leaky_triplet_normalisation_is_labelled(trained, tmp_path):
     cache, ckpt = trained[0], trained[1]
     leaky = tmp_path / "leaky"
     prepare_dataset(cache.parent / "task", leaky, size=SIZE, norm="triplet", progress=False, verbose=False)
-    summary = evaluate_checkpoint(ckpt, leaky, out_dir=tmp_path / "o", figures=False, max_triplets=2)
+    with pytest.raises(ConfigError, match="normalisation"):  # the checkpoint was trained with minmax_pair
+        evaluate_checkpoint(ckpt, leaky, figures=False, max_triplets=2)
+    with pytest.warns(UserWarning, match="normalisation"):
+        summary = evaluate_checkpoint(ckpt, leaky, out_dir=tmp_path / "o", figures=False, max_triplets=2,
+                                      allow_mismatch=True)
+    assert any("normalisation" in note for note in summary["data_mismatch"])
     assert "leaks the target" in summary["normalization_warning"]
     assert "warning" in (tmp_path / "o" / "summary.md").read_text(encoding="utf-8")
     assert trained[3]["normalization_warning"] is None
@@ -234,7 +239,11 @@ def test_resampled_targets_reported_separately(trained, tmp_path):
     resampled = tmp_path / "resampled"
     prepare_dataset(cache.parent / "task", resampled, size=SIZE, protocol="resampled", progress=False,
                     verbose=False)
-    summary = evaluate_checkpoint(ckpt, resampled, out_dir=tmp_path / "o", figures=False, max_triplets=4)
+    with pytest.raises(ConfigError, match="target protocol: checkpoint 'acquired', cache 'resampled'"):
+        evaluate_checkpoint(ckpt, resampled, figures=False, max_triplets=4)
+    with pytest.warns(UserWarning, match="target protocol"):
+        summary = evaluate_checkpoint(ckpt, resampled, out_dir=tmp_path / "o", figures=False, max_triplets=4,
+                                      allow_mismatch=True)
     assert summary["targets"] == {"acquired": 0, "resampled": 4}
     assert summary["subsets"]["resampled"]["n_triplets"] == 4
     assert summary["subsets"]["acquired"]["n_triplets"] == 0

@@ -104,3 +104,35 @@ def test_experiment_table_reports_missed_and_false_volumes():
     counts = next(line for line in md.splitlines() if "volumes counted at the diagonal" in line)
     assert "a: 3 missed, 0 false" in counts and "b: 6 missed, 3 false" in counts
     assert "c: not reported" in counts
+
+
+def test_whole_volume_hd95_counts_a_missed_volume_at_the_diagonal(tmp_path):
+    """A model that predicts no foreground misses every volume whose ground truth has some: each such
+    (case, offset) volume counts as the in-plane diagonal (no NaN, no case dropped from the mean)."""
+    from tascmt.data.inplane import InplanePolicy
+    from tascmt.data.normalize import normalizer_from_dict
+    from tascmt.data.prepare import prepare_dataset
+    from tascmt.data.synth import make_synthetic_task
+    from tascmt.evaluation.volume_eval import evaluate_volumes
+    from tascmt.experiments.runner import extract_metrics
+    from tascmt.inference import Predictor
+    from tests.inference.test_tiling import ConstantCorrection  # seg probability 0.25: nothing predicted
+
+    task = make_synthetic_task(tmp_path / "task", "lung", n_cases=4, size=40, n_slices=7, dz=1.25)
+    manifest = prepare_dataset(task, tmp_path / "cache", size=32, gap_mm=1.25, progress=False, verbose=False)
+    pred = Predictor(model=ConstantCorrection(0.0, tile=32), normalizer=normalizer_from_dict(
+        manifest.params["norm"]), inplane=InplanePolicy("native", 32))
+    res = evaluate_volumes(pred, tmp_path / "cache", split="test", flow=False)
+    assert res["cases"], res["skipped"]
+    for cid, m in res["cases"].items():
+        info = manifest.cases[cid]
+        diag = math.hypot(*(n * s for n, s in zip(info["hw"], info["pixel_spacing"], strict=True)))
+        assert m["hd95_missed"] >= 1 and m["hd95_false"] == 0
+        assert m["hd95_mm"] == pytest.approx(diag * m["hd95_missed"] / m["n_offsets"])  # both empty: 0
+    assert math.isfinite(res["mean"]["hd95_mm"])
+    assert res["totals"]["hd95_missed"] == sum(m["hd95_missed"] for m in res["cases"].values())
+    assert "diagonal" in res["hd95_convention"]
+    metrics = extract_metrics({"whole_volumes": res})
+    assert metrics["hd95_mm_whole_volume"] == pytest.approx(res["mean"]["hd95_mm"])
+    assert metrics["hd95_missed_whole_volume"] == res["totals"]["hd95_missed"]
+    assert metrics["hd95_false_whole_volume"] == 0

@@ -93,3 +93,45 @@ def test_missing_metric_is_na():
         m["psnr"] = None  # e.g. a segmentation-only model
     md = markdown_table(_spec(), res, seeds=range(5))
     assert "n/a" in next(line for line in md.splitlines() if line.startswith("| close"))
+
+
+def test_unbiased_segmentation_columns_and_the_flow_reference_reach_the_tables():
+    from tascmt.experiments.presets import KNOWN_METRICS
+    from tascmt.experiments.runner import extract_metrics
+    from tascmt.experiments.tables import HEADERS
+
+    summary = {
+        "interp": {"model": {"psnr": 30.0}, "linear": {"psnr": 28.0}},
+        "seg": {"frame_avg": {"dice": 0.9, "iou": 0.85, "precision": 0.9, "recall": 0.9}, "y2": {"dice": 0.5},
+                "global_dice": {"all": 0.4}, "tcs": 0.9, "tcs_fg": 0.8,
+                "fg_y2": {"n_triplets": 3, "dice": 0.3, "iou": 0.2, "precision": 1.0, "recall": 0.25}},
+        "whole_volumes": {"mean": {"dice": 0.5, "hd95_mm": 12.0, "surface_dice": 0.4, "psnr_synth": 31.0,
+                                   "linear_psnr_synth": 29.0, "flow_psnr_synth": 30.0, "flow_dice_synth": 0.7,
+                                   "hu_mae_out_flow": 80.0, "n_synth": 40, "hd95_missed": 0.5},
+                          "totals": {"hd95_missed": 1, "hd95_false": 2, "hd95_volumes": 8}},
+    }
+    m = extract_metrics(summary)
+    assert (m["dice_fg"], m["iou_fg"], m["precision_fg"], m["recall_fg"]) == (0.3, 0.2, 1.0, 0.25)
+    assert (m["hd95_mm_whole_volume"], m["hd95_missed_whole_volume"], m["hd95_false_whole_volume"]) == (12.0, 1, 2)
+    assert (m["psnr_synth"], m["linear_psnr_synth"], m["flow_psnr_synth"]) == (31.0, 29.0, 30.0)
+    assert m["flow_dice_synth"] == 0.7 and m["hu_mae_out_flow"] == 80.0 and "n_synth" not in m
+    wired = {"dice_fg", "iou_fg", "precision_fg", "recall_fg", "hd95_missed_whole_volume",
+             "hd95_false_whole_volume", "psnr_synth", "flow_psnr_synth", "flow_ssim_synth",
+             "flow_edge_ssim_synth", "flow_dice_synth"}
+    assert wired <= set(KNOWN_METRICS) and all(k in HEADERS for k in KNOWN_METRICS)
+    spec = ExperimentSpec("t", (RunSpec("a", "m0"),), reference="a", metrics=("psnr", "psnr_synth", "dice_fg"))
+    md = markdown_table(spec, {"a": {0: m, 1: m}}, seeds=range(2))
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[3:-1]]
+            for line in md.splitlines() if line.startswith("| ")}
+    assert rows["linear (X1+X3)/2"] == ["28.00", "29.00", "–"]
+    assert rows["flow midpoint (TV-L1)"] == ["–", "30.00", "–"]  # whole volumes only
+    assert "TV-L1 optical flow" in md and "fg Ŷ2" in md
+    per_triplet_only = ExperimentSpec("t", (RunSpec("a", "m0"),), reference="a", metrics=("psnr", "dice"))
+    assert "flow midpoint" not in markdown_table(per_triplet_only, {"a": {0: m}}, seeds=range(1))
+
+
+def test_the_seg_presets_show_foreground_columns_and_the_mmoe_row_is_named_for_its_gates():
+    for name in ("seg_baselines", "mtl_methods", "cascades", "single_vs_multi", "ablation", "balancing"):
+        assert "dice_fg" in PRESETS[name].metrics, name
+    labels = {c.model: c.label for c in PRESETS["mtl_methods"].configs}
+    assert "multi-gate" in labels["mtl_moe"] and "task-agnostic" not in labels["mtl_moe"]

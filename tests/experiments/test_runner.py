@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from tascmt.cli import main as cli_main
+from tascmt.data.cache import Manifest
+from tascmt.data.prepare import prepare_dataset
 from tascmt.errors import ConfigError
 from tascmt.experiments.runner import MARKER, run_experiment
-from tests.experiments._helpers import make_cache
+from tests.experiments._helpers import SIZE, make_cache
 
 RUNTIME = {"num_workers": 0, "tensorboard": False}
 BUDGET = {"epochs": 1, "max_steps_per_epoch": 1, "batch_size": 2}
@@ -68,11 +72,11 @@ def test_figures(experiment):
     assert (out / "runs" / "kendall" / "seed0" / "eval" / "figures" / "interpolation.png").is_file()
 
 
-def test_finished_runs_are_reused_and_mismatch_refused(experiment, capsys):
+def test_finished_runs_are_reused_and_a_mismatch_runs_again(experiment, capsys):
     cache, spec_path, out, first = experiment
     code = cli_main(["experiment", str(spec_path), "--cache", str(cache), "-o", str(out), "--seeds", "0", "1",
                      "--size", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
-                     "--no-figures"])
+                     "--no-figures", "--volumes"])  # the API's default for pair models: whole volumes on
     assert code == 0
     assert "kendall (reference)" in capsys.readouterr().out
     assert (out / "results.md").is_file()
@@ -80,10 +84,78 @@ def test_finished_runs_are_reused_and_mismatch_refused(experiment, capsys):
                            train_options=RUNTIME, figures=False, log=lambda m: None)
     assert again.trained == [] and len(again.reused) == 4
     assert again.results == first.results
-    with pytest.raises(ConfigError, match="different settings"):
-        run_experiment(spec_path, cache, out, seeds=(0,), size="tiny",
-                       budget={**BUDGET, "max_steps_per_epoch": 2}, train_options=RUNTIME, figures=False,
-                       log=lambda m: None)
+    messages: list[str] = []
+    changed = run_experiment(spec_path, cache, out, seeds=(0,), size="tiny",
+                             budget={**BUDGET, "max_steps_per_epoch": 2}, train_options=RUNTIME, figures=False,
+                             log=messages.append)
+    assert sorted(changed.trained) == ["fixed_1_1/seed0", "kendall/seed0"] and changed.reused == []
+    log = "\n".join(messages)
+    assert "does not match" in log and "max_steps_per_epoch: 1 → 2" in log  # says what differs
+    kept = out / "runs" / "kendall" / "seed0.superseded-1"
+    assert json.loads((kept / "result.json").read_text(encoding="utf-8"))["settings"]["max_steps_per_epoch"] == 1
+    record = json.loads((out / "runs" / "kendall" / "seed0" / "result.json").read_text(encoding="utf-8"))
+    assert record["settings"]["max_steps_per_epoch"] == 2
+
+
+def test_reuse_is_keyed_on_the_data_the_split_and_the_evaluation(tmp_path):
+    """Another split, other data or other evaluation options are never reported under the old numbers; the
+    same data prepared elsewhere is reused (the key holds no path)."""
+    cache = make_cache(tmp_path / "a")
+    spec = {"name": "keyed", "reference": "kendall", "metrics": ["psnr", "dice", "dice_fg"],
+            "configs": [{"label": "linear", "model": "linear_interp"}, {"label": "kendall", "model": "tasc_swinmt"}]}
+    out = tmp_path / "out"
+
+    def run(cache_dir, split="test", **kw):
+        messages: list[str] = []
+        res = run_experiment(spec, cache_dir, out, seeds=(0,), size="tiny", budget=BUDGET, train_options=RUNTIME,
+                             split=split, figures=False, log=messages.append, **kw)
+        return res, "\n".join(messages)
+
+    def record():
+        return json.loads((out / "runs" / "kendall" / "seed0" / "result.json").read_text(encoding="utf-8"))
+
+    first, _ = run(cache)
+    assert sorted(first.trained) == ["kendall/seed0", "linear/seed0"]
+    key = {k: record()[k] for k in ("settings", "data_fingerprint", "split", "evaluation")}
+    assert str(tmp_path) not in json.dumps(key)  # a committed result.json is reusable from anywhere
+    assert run(cache)[0].trained == []
+    # another split: evaluated again, saying why; the trained model itself is reused
+    val, log = run(cache, split="val")
+    assert sorted(val.trained) == ["kendall/seed0", "linear/seed0"] and "split 'test' → 'val'" in log
+    assert "training tasc_swinmt" not in log and not list((out / "runs" / "kendall").glob("*.superseded-*"))
+    assert record()["split"] == "val"
+    # the same data prepared again from a copy of the task in another place: the same fingerprint, reused
+    copy = shutil.copytree(tmp_path / "a" / "task", tmp_path / "b" / "task")
+    prepare_dataset(copy, tmp_path / "b" / "cache", size=SIZE, progress=False, verbose=False)
+    moved, _ = run(tmp_path / "b" / "cache", split="val")
+    assert moved.trained == [] and moved.results == val.results
+    # other data: trained and evaluated again, the earlier run kept beside it
+    other = make_cache(tmp_path / "c", seed=4)
+    again, log = run(other, split="val")
+    assert sorted(again.trained) == ["kendall/seed0", "linear/seed0"] and "data fingerprint" in log
+    assert "training tasc_swinmt" in log and "kept in" in log
+    assert (out / "runs" / "kendall" / "seed0.superseded-1" / "result.json").is_file()
+    assert record()["data_fingerprint"] == Manifest.load(other).fingerprint()
+    # evaluation options are part of the key too
+    no_flow, log = run(other, split="val", eval_options={"flow": False})
+    assert no_flow.reused == [] and "evaluation flow: True → False" in log
+    # a run recorded before fingerprints existed: evaluated again; its training is reused when its checkpoint
+    # was trained on this very cache build (the checkpoint's cache parameter hash)
+    path = out / "runs" / "kendall" / "seed0" / "result.json"
+    old = {k: v for k, v in record().items() if k not in ("data_fingerprint", "evaluation")}
+    path.write_text(json.dumps(old), encoding="utf-8")
+    legacy, log = run(other, split="val", eval_options={"flow": False})
+    assert "kendall/seed0" in legacy.trained and "data fingerprint not recorded" in log
+    assert "training tasc_swinmt" not in log and record()["data_fingerprint"] == Manifest.load(other).fingerprint()
+
+
+def test_the_evaluation_key_holds_no_path_and_no_runtime_option():
+    from tascmt.experiments.planning import evaluation_key
+
+    key = evaluation_key({"lpips_vgg": "/weights/vgg16.pth", "lpips_lin": Path("/w/lin.pth"), "device": "cuda",
+                          "batch_size": 8, "volumes": True}, {"fg_policy_eval": "every"})
+    assert key == {"fg_policy": "every", "volumes": True, "flow": True, "lpips": ["vgg16.pth", "lin.pth"],
+                   "max_triplets": None, "allow_mismatch": False}
 
 
 def test_bad_inputs(tmp_path):

@@ -10,7 +10,6 @@ from tascmt.data.synth import make_synthetic_task
 from tascmt.errors import ConfigError
 from tascmt.models import load_model
 from tascmt.training import TrainConfig, train
-from tascmt.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +24,6 @@ def _cfg(cache, out, model, **kw):
     return TrainConfig(cache_dir=str(cache), out_dir=str(out), model=model, size="tiny",
                        model_overrides={"img_size": 64}, epochs=1, max_steps_per_epoch=2, num_workers=0,
                        device="cpu", progress=False, tensorboard=False, **kw)
-
-
-@pytest.fixture
-def initial_weights(monkeypatch):
-    """The parameters of every model a trainer builds, as the trainer initialised them (before any step)."""
-    built: list[dict[str, torch.Tensor]] = []
-    build_model = Trainer.build_model
-
-    def recording(self):
-        model = build_model(self)
-        built.append({k: v.detach().clone() for k, v in model.named_parameters()})
-        return model
-
-    monkeypatch.setattr(Trainer, "build_model", recording)
-    return built
 
 
 def _moved(model, initial: dict[str, torch.Tensor], keys=None) -> list[str]:

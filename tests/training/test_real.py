@@ -10,7 +10,6 @@ from tascmt.data.prepare import prepare_dataset
 from tascmt.data.synth import make_synthetic_task
 from tascmt.models import load_model
 from tascmt.training.logs import read_csv
-from tascmt.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -19,21 +18,6 @@ def cache(tmp_path_factory):
     task = make_synthetic_task(root / "task", task="heart", n_cases=10, size=64, n_slices=6, seed=0)
     prepare_dataset(task, root / "cache", size=64, progress=False, verbose=False)
     return root / "cache"
-
-
-@pytest.fixture
-def initial_weights(monkeypatch):
-    """The parameters of every model a trainer builds, as the trainer initialised them (before any step)."""
-    built: list[dict[str, torch.Tensor]] = []
-    build_model = Trainer.build_model
-
-    def recording(self):
-        model = build_model(self)
-        built.append({k: v.detach().clone() for k, v in model.named_parameters()})
-        return model
-
-    monkeypatch.setattr(Trainer, "build_model", recording)
-    return built
 
 
 def test_cli_train_writes_checkpoints_that_load_model_reads(cache, tmp_path, initial_weights):

@@ -3,7 +3,8 @@
 - ``tascmt evaluate -m CHECKPOINT --cache DIR [--split test] -o OUT``: per-triplet CSV, summary JSON and
   Markdown (with the linear-interpolation baseline, acquired/resampled and foreground/empty subsets).
   ``-m linear_interp`` / ``-m cubic`` evaluate the references without training; ``--cascade-seg SEG``
-  evaluates the cascade -m → SEG.
+  evaluates the cascade -m → SEG. A checkpoint trained on data normalised, protocolled or in-plane processed
+  differently from the cache is refused unless ``--allow-mismatch`` (then labelled in the report).
 - ``tascmt evaluate --pred-dir P --gt-dir G -o OUT``: per-volume Dice, IoU, HD95 and surface Dice of NIfTI
   label maps matched by file name (nnU-Net style).
 """
@@ -50,6 +51,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--flow", action=argparse.BooleanOptionalAction, default=True,
                    help="the flow-midpoint reference (TV-L1 optical flow, no training) in the whole-volume "
                    "figures (default on; --no-flow skips it: ~2 s per 512² slice pair)")
+    g.add_argument("--allow-mismatch", action="store_true",
+                   help="evaluate a checkpoint whose training data were normalised, protocolled or in-plane "
+                   "processed differently from the cache (refused by default), labelled as such in the "
+                   "report; a different gap is always evaluated, with a warning and a label")
     f = p.add_argument_group("folder mode")
     f.add_argument("--pred-dir", metavar="P", help="folder of predicted label maps (NIfTI)")
     f.add_argument("--gt-dir", metavar="G", help="folder of ground-truth label maps with the same names")
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             args.model, args.cascade_seg, args.cache, split=args.split, out_dir=args.out,
             batch_size=args.batch_size, device=args.device, fg_policy=args.fg_policy,
             lpips_vgg=args.lpips_vgg, lpips_lin=args.lpips_lin, figures=not args.no_figures,
-            max_triplets=args.max_triplets, progress=True,
+            max_triplets=args.max_triplets, progress=True, allow_mismatch=args.allow_mismatch,
         )
         print(to_markdown(summary))
         return 0
@@ -105,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.cache, split=args.split, out_dir=args.out, batch_size=args.batch_size,
         device=args.device, fg_policy=args.fg_policy, lpips_vgg=args.lpips_vgg, lpips_lin=args.lpips_lin,
         figures=not args.no_figures, max_triplets=args.max_triplets, progress=True, volumes=args.volumes,
-        flow=args.flow,
+        flow=args.flow, allow_mismatch=args.allow_mismatch,
     )
     print(to_markdown(summary))
     return 0

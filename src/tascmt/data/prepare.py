@@ -7,6 +7,8 @@ of the input; ``pad_resize`` resizes images bilinearly and masks by nearest neig
 along z, plan the triplets and record whether each of their masks has foreground. Everything is written into a
 temporary folder beside ``out_dir`` and renamed at the end, so an error never leaves a partial cache. Running
 again with the same parameters and unchanged input files returns the existing cache at once (parameter hash).
+The manifest also records the cache's data fingerprint (content, not paths or times:
+:func:`tascmt.data.cache.data_fingerprint`), hashed once from the written arrays.
 
 Faults: the free space is checked against an estimate of the cache's size before anything is written, and
 the memory-mapped arrays are preallocated, so a full disk is one clear error (never a SIGBUS) and the
@@ -70,8 +72,9 @@ def _resolve_norm(norm, modality: str) -> dict:
     return make_normalizer(str(norm)).to_dict()
 
 
-def _fingerprint(cases) -> list:
-    """Identify the input files (name, size, mtime) so that a changed file invalidates the cache."""
+def _input_files(cases) -> list:
+    """Identify the input files (path, name, size, mtime) so that a changed file invalidates the cache (the
+    parameter hash; not the data fingerprint, which is about content)."""
     out = []
     for c in cases:
         for p in (c.image, c.label):
@@ -312,13 +315,14 @@ def prepare_dataset(
         "flow": FlowParams().to_dict() if flow_base else None,
     }
     splits = _resolve_splits(out_dir, [c.case_id for c in task.cases], split_seed, n_folds, allow_tiny_split)
-    param_hash = _hash({"params": params, "inputs": _fingerprint(task.cases), "splits": splits})
+    param_hash = _hash({"params": params, "inputs": _input_files(task.cases), "splits": splits})
     if (out_dir / MANIFEST_FILE).exists():
         with contextlib.suppress(InputError):
             old = Manifest.load(out_dir)
             if old.param_hash == param_hash and old.is_complete():
                 if verbose:
-                    print(f"cache {out_dir} is up to date (parameter hash {param_hash})\n{old.summary()}")
+                    fp = f", data fingerprint {old.stored_fingerprint}" if old.stored_fingerprint else ""
+                    print(f"cache {out_dir} is up to date (parameter hash {param_hash}{fp})\n{old.summary()}")
                 return old
 
     _verify_headers(task)
@@ -336,7 +340,8 @@ def prepare_dataset(
               f"{inplane}" + (" (the paper's protocol: slices resized to the model size)"
                               if inplane == "pad_resize" else ""))
         mib_cache, mib_in = _cache_bytes(out_dir) / 2**20, _input_bytes(task.cases) / 2**20
-        print(f"  cache arrays {mib_cache:.1f} MiB for {mib_in:.1f} MiB of input files")
+        print(f"  cache arrays {mib_cache:.1f} MiB for {mib_in:.1f} MiB of input files; data fingerprint "
+              f"{manifest.stored_fingerprint}")
         print(manifest.summary())
     return manifest
 
@@ -402,6 +407,7 @@ def _build(task, out_dir: Path, params: dict, param_hash: str, splits: dict, inp
                 r["index"] = i
             manifest = Manifest(root=tmp, params=params, param_hash=param_hash, cases=cases,
                                 triplets=records, splits=splits)
+            manifest.fingerprint()  # the data fingerprint, hashed once from the arrays just written
             write_json_atomic(tmp / SPLITS_FILE, splits)
             write_json_atomic(tmp / MANIFEST_FILE, manifest.to_json())
             write_run_info(tmp, {"prepare": params})

@@ -33,7 +33,7 @@ class DemoConfig:
     """Settings of the demo. The defaults were chosen by measurement (see the README's demo section)."""
 
     out_dir: str = "tascmt_demo"
-    minutes: float = 10.0  # training wall-time budget
+    minutes: float = 8.0  # training wall-time budget (prepare's flow midpoints and evaluation add ~2 min)
     size: int = 128  # tile size: the model sees 128² tiles of the template's native 197×233 slices
     gap_mm: float = 2.0  # distance from each input slice to the target slice
     n_slabs: int = 6  # pseudo-patients (3/1/2 split): 24-slice slabs, so the test volumes are tall enough
@@ -48,7 +48,9 @@ class DemoConfig:
     batch_size: int = 2
     epochs: int = 100
     steps_per_epoch: int = 250
-    interp_base: str = "linear"  # "flow": the model corrects the flow midpoint (stored per triplet)
+    # What the residual head corrects. Measured on this demo at native resolution (10 min, one seed): linear
+    # base +0.08 dB over linear interpolation; flow base +3.24 dB (the flow midpoint itself +3.24).
+    interp_base: str = "flow"
     num_workers: int = 0
     progress: bool = True
 

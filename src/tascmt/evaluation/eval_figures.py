@@ -47,6 +47,8 @@ def write_eval_figures(model, samples: list[dict[str, Any]], fig_dir: Path, devi
         s = samples[0]
         batch = {"x": torch.from_numpy(s["x"][None]),  # (1, 2, H, W)
                  "y_interp": torch.from_numpy(np.asarray(s["gt"], dtype=np.float32)[None, None])}
+        if s.get("flow_mid") is not None:  # models correcting the flow midpoint take it as a third channel
+            batch["flow_mid"] = torch.from_numpy(np.asarray(s["flow_mid"], dtype=np.float32)[None])
         x = model_input(model, batch, device)  # (1, 2 or 3, H, W)
         size = getattr(getattr(model, "config", None), "img_size", None)
         image = s["gt"]

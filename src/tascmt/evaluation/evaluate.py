@@ -11,6 +11,11 @@
 - ``figures/`` (``figures=True``): qualitative interpolation rows, segmentation overlays and, when the model
   exposes them, interpretability maps.
 
+A checkpoint is checked against the cache first (`tascmt.evaluation.data_match`): another normalisation,
+target protocol or in-plane policy than its training data's is refused (``allow_mismatch=True`` evaluates
+it, labelled ``data_mismatch`` in the summary); another gap is evaluated with a warning and the same label.
+The summary records the cache's data fingerprint and the one the checkpoint was trained on.
+
 What is evaluated (a subject, ``subjects.py``), and the ``setting`` the summary records (the comparison
 tables of docs/design.md §9 report the settings as separate rows):
 
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tascmt.errors import ConfigError, InputError
+from tascmt.evaluation.data_match import check_checkpoint_data
 from tascmt.evaluation.eval_figures import figure_positions, write_eval_figures
 from tascmt.evaluation.subjects import (
     CUBIC,
@@ -93,6 +99,7 @@ def evaluate_checkpoint(
     progress: bool = False,
     volumes: bool | None = None,
     flow: bool = True,
+    allow_mismatch: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on ``split`` of the triplet cache ``cache_dir``.
 
@@ -113,10 +120,20 @@ def evaluate_checkpoint(
             (`tascmt.evaluation.volume_eval.evaluate_volumes`, every thinning offset; written as
             ``per_volume.csv``); default (None): on for pair-input checkpoints of acquired-slice caches.
         flow: add the flow-midpoint reference (TV-L1) to the whole-volume figures (default on).
+        allow_mismatch: evaluate a checkpoint whose training data were normalised, protocolled or in-plane
+            processed differently from the cache (refused by default), labelled in the report
+            (`tascmt.evaluation.data_match`).
 
     Returns:
-        The summary dict (also ``summary.json``), with ``setting`` ("pair", "oracle", "reference").
-        Single-task checkpoints get only their task's metrics (the linear baseline is always there).
+        The summary dict (also ``summary.json``), with ``setting`` ("pair", "oracle", "reference"),
+        ``data_fingerprint`` (the cache's) and ``checkpoint_data_fingerprint`` (the checkpoint's training
+        data), and ``data_mismatch`` / ``data_unrecorded`` when the checkpoint's preprocessing differs from
+        the cache's or is not recorded. Single-task checkpoints get only their task's metrics (the linear
+        baseline is always there).
+
+    Raises:
+        ConfigError: the checkpoint's normalisation, target protocol or in-plane policy differ from the
+            cache's and ``allow_mismatch`` is False.
     """
     from tascmt.models.checkpoint import load_model
 
@@ -139,8 +156,11 @@ def evaluate_checkpoint(
     else:
         model, meta = load_model(checkpoint, map_location=device)
         check_size(meta, cache_size, checkpoint, cache_dir)
-        subject = model_subject(model, meta.get("model"), {"checkpoint": str(checkpoint)},
-                                 checkpoint=checkpoint, tile=native_tile(ds))
+        labels = check_checkpoint_data(meta.get("extra"), ds.manifest.params, checkpoint=checkpoint,
+                                       cache_dir=cache_dir, allow_mismatch=allow_mismatch)
+        info = {"checkpoint": str(checkpoint), **labels,
+                "checkpoint_data_fingerprint": (meta.get("extra") or {}).get("data_fingerprint")}
+        subject = model_subject(model, meta.get("model"), info, checkpoint=checkpoint, tile=native_tile(ds))
     if volumes is None:  # default on where predict_volume can run: pair models with their pre-processing
         extra = (meta.get("extra") or {}) if subject.checkpoint is not None else {}
         volumes = (subject.checkpoint is not None and subject.setting == "pair" and bool(extra.get("norm"))
@@ -150,7 +170,7 @@ def evaluate_checkpoint(
         raise ConfigError(f"volumes=True needs a checkpoint of a model that takes the input pair; "
                           f"{checkpoint} is evaluated in the {subject.setting!r} setting")
     return _evaluate(subject, ds, cache_dir, split, out_dir, batch_size, device, lpips_vgg, lpips_lin,
-                     figures, max_triplets, progress, volumes)
+                     figures, max_triplets, progress, volumes, allow_mismatch=allow_mismatch)
 
 
 def evaluate_cascade(
@@ -168,6 +188,7 @@ def evaluate_cascade(
     max_triplets: int | None = None,
     progress: bool = False,
     size: str = "small",
+    allow_mismatch: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the cascade interpolation model → segmenter (setting ``"cascade"``).
 
@@ -175,7 +196,9 @@ def evaluate_cascade(
     interpolation model's output (``tascmt.models.baselines.build_cascade``); the summary's interpolation
     metrics are the interpolator's, its segmentation metrics the segmenter's on the synthesised triplet.
     Each part is a checkpoint written by ``save_model``/``train`` or a registered name (``linear_interp``;
-    other names give untrained models at ``size``). The other arguments are `evaluate_checkpoint`'s.
+    other names give untrained models at ``size``). Each checkpoint part's recorded preprocessing is checked
+    against the cache as `evaluate_checkpoint` checks it (``allow_mismatch``). The other arguments are
+    `evaluate_checkpoint`'s.
 
     Returns the summary dict (same format as `evaluate_checkpoint`; ``setting`` = "cascade",
     ``interp_checkpoint``, ``seg_checkpoint``).
@@ -205,12 +228,23 @@ def evaluate_cascade(
         cascade, metas = build_cascade(parts["interp"], parts["seg"], size=size, map_location=device)
     except ValueError as err:  # wrong part kinds (ModelConfigError names them)
         raise ConfigError(f"cannot build the cascade {interp_checkpoint} → {seg_checkpoint}: {err}") from err
+    mismatch: list[str] = []
+    unrecorded: list[str] = []
     for role, meta in metas.items():
-        check_size(meta, cache_size, interp_checkpoint if role == "interp" else seg_checkpoint, cache_dir)
+        part = interp_checkpoint if role == "interp" else seg_checkpoint
+        check_size(meta, cache_size, part, cache_dir)
+        found = check_checkpoint_data(meta.get("extra"), ds.manifest.params, checkpoint=part,
+                                      cache_dir=cache_dir, allow_mismatch=allow_mismatch)
+        mismatch += [f"{role}: {note}" for note in found.get("data_mismatch", [])]
+        if "data_unrecorded" in found:
+            unrecorded.append(f"{role}: {found['data_unrecorded']}")
+    labels: dict[str, Any] = {"data_mismatch": mismatch} if mismatch else {}
+    if unrecorded:
+        labels["data_unrecorded"] = "; ".join(unrecorded)
     cascade = cascade.to(device).eval()
     names = (cascade.config.interp_model, cascade.config.seg_model)
     info = {"interp_checkpoint": str(interp_checkpoint), "seg_checkpoint": str(seg_checkpoint),
-            "checkpoint": f"{interp_checkpoint} → {seg_checkpoint}", "cascade": list(names)}
+            "checkpoint": f"{interp_checkpoint} → {seg_checkpoint}", "cascade": list(names), **labels}
     subject = model_subject(cascade, f"cascade({names[0]} → {names[1]})", info, tile=native_tile(ds))
     subject.setting = "cascade"
     return _evaluate(subject, ds, cache_dir, split, out_dir, batch_size, device, lpips_vgg, lpips_lin,
@@ -219,7 +253,7 @@ def evaluate_cascade(
 
 def _evaluate(subject: Subject, ds, cache_dir, split: str, out_dir, batch_size: int, device: str,
               lpips_vgg, lpips_lin, figures: bool, max_triplets: int | None, progress: bool,
-              volumes: bool) -> dict[str, Any]:
+              volumes: bool, allow_mismatch: bool = False) -> dict[str, Any]:
     """The per-triplet loop shared by every subject; writes the outputs and returns the summary."""
     import torch
 
@@ -275,7 +309,9 @@ def _evaluate(subject: Subject, ds, cache_dir, split: str, out_dir, batch_size: 
                     accumulator.add(meta_b["case_id"], (rec["k0"], rec["k1"], rec["k2"]), ps[b], ys[b])
                 if pos in fig_pos:
                     fig_samples.append({"meta": meta_b, "x": xb[b], "gt": yi[b], "seg_gt": ys[b],
-                                        "pred": pred_i, "seg": pred_s})
+                                        "pred": pred_i, "seg": pred_s,
+                                        "flow_mid": None if "flow_mid" not in batch
+                                        else batch["flow_mid"][b].numpy()})
                 pos += 1
     summary: dict[str, Any] = {
         "checkpoint": subject.info.get("checkpoint"), "model": subject.name, "tasks": list(tasks),
@@ -287,6 +323,7 @@ def _evaluate(subject: Subject, ds, cache_dir, split: str, out_dir, batch_size: 
                                   "(leaks the target; the public code's choice)")
         if getattr(ds.normalizer, "leaks_target", False) else None,
         "lpips": "computed" if lpips_net is not None else "unavailable (no LPIPS weight files given)",
+        "data_fingerprint": ds.manifest.fingerprint(),
         **{k: v for k, v in subject.info.items() if k != "checkpoint"},
     }
     summary.update(summarise(rows, tasks))
@@ -297,7 +334,8 @@ def _evaluate(subject: Subject, ds, cache_dir, split: str, out_dir, batch_size: 
 
         summary["whole_volumes"] = evaluate_volumes(subject.checkpoint, cache_dir, split=split, device=device,
                                                     batch_size=batch_size,
-                                                    flow=subject.info.get("flow", False))
+                                                    flow=subject.info.get("flow", False),
+                                                    allow_mismatch=allow_mismatch, check_data=False)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -173,6 +173,10 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
+#: Whole-volume per-case entries that are counts (shown as integers; totals in the mean row).
+_COUNT_KEYS = ("hd95_missed", "hd95_false")
+
+
 def whole_volume_markdown(wv: Mapping[str, Any] | None) -> list[str]:
     """The headline tables: whole test volumes at native resolution (model vs linear, cubic, flow)."""
     if not wv or not wv.get("cases"):
@@ -199,18 +203,27 @@ def whole_volume_markdown(wv: Mapping[str, Any] | None) -> list[str]:
                          f"{_fmt(mean.get('hu_mae_out_flow'), 1)} HU (flow).")
         lines.append("")
     seg_keys = [k for k in ("dice", "iou", "precision", "recall", "dice_inputs", "dice_synth",
-                            "flow_dice_synth", "hd95_mm", "surface_dice") if k in mean]
+                            "flow_dice_synth", "hd95_mm", "hd95_missed", "hd95_false", "surface_dice")
+                if k in mean]
     if seg_keys:
+        totals = wv.get("totals") or {}
         lines += ["| case | slices | " + " | ".join(seg_keys) + " |", "|---|---|" + "---|" * len(seg_keys)]
         for case, m in wv["cases"].items():
-            cells = " | ".join(_fmt(m.get(k)) for k in seg_keys)
+            cells = " | ".join(str(m[k]) if k in _COUNT_KEYS and k in m else _fmt(m.get(k)) for k in seg_keys)
             lines.append(f"| {case} | {m['n_slices']} | {cells} |")
-        lines.append("| **mean** | | " + " | ".join(_fmt(mean[k]) for k in seg_keys) + " |")
+        lines.append("| **mean** (counts: total) | | "
+                     + " | ".join(str(totals[k]) if k in _COUNT_KEYS and k in totals else _fmt(mean[k])
+                                  for k in seg_keys) + " |")
         lines.append("")
         lines.append("Masks: TP/FP/FN pooled over all output slices; dice_inputs on the acquired input "
                      "slices (Ŷ1/Ŷ3 of the two neighbouring pairs averaged), dice_synth on the synthesised "
                      "slices (Ŷ2); flow_dice_synth: the neighbours' TRUE masks carried halfway by the flow "
                      "(an oracle reference, not available at prediction time).")
+        if "hd95_mm" in seg_keys:
+            lines.append(f"HD95 per (case, offset) volume, mean over offsets: "
+                         f"{wv.get('hd95_convention') or 'exactly one empty mask counts as the diagonal'}; "
+                         "hd95_missed / hd95_false: volumes with an empty prediction / an empty ground "
+                         "truth.")
     if wv.get("skipped"):
         lines.append("")
         lines.append("Skipped: " + "; ".join(f"{c}: {r}" for c, r in wv["skipped"].items()))
@@ -269,6 +282,16 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         lines.append(f"- normalisation: {summary['normalization']}")
     if summary.get("normalization_warning"):
         lines.append(f"- **warning: {summary['normalization_warning']}**")
+    if summary.get("data_mismatch"):
+        lines.append("- **data mismatch: the checkpoint was trained on data prepared differently from this "
+                     f"cache: {'; '.join(summary['data_mismatch'])}**")
+    if summary.get("data_unrecorded"):
+        lines.append(f"- **unchecked: {summary['data_unrecorded']}**")
+    if summary.get("data_fingerprint"):
+        trained = summary.get("checkpoint_data_fingerprint")
+        same = "" if not trained else (" (the checkpoint's training data)" if trained == summary[
+            "data_fingerprint"] else f" (the checkpoint was trained on data {trained})")
+        lines.append(f"- cache data fingerprint: `{summary['data_fingerprint']}`{same}")
     if summary.get("resolution"):
         lines.append(f"- per-triplet figures below: {summary['resolution']}")
     lines.append("")

@@ -20,7 +20,11 @@ metrics are blind), for model, linear and flow.
 
 Segmentation: Dice, IoU, Precision, Recall pooled over every output slice of every offset (TP/FP/FN
 summed), and separately over input and synthesised slices; HD95 and surface Dice per (case, offset)
-volume, averaged over the offsets. With exactly one empty mask HD95 is undefined and reported as NaN.
+volume, averaged over the offsets. A (case, offset) volume with exactly one empty mask — a missed volume
+(prediction empty) or a false-positive one (ground truth empty) — counts as the in-plane image diagonal in
+mm (`tascmt.evaluation.folders.hd95_or_diagonal`; both empty: 0), so that missing a structure outright is
+never left out of the mean; ``hd95_missed`` / ``hd95_false`` count those volumes per case (and in
+``totals``).
 
 Native caches read the cached arrays (exact int16 HU for CT); resized caches re-read the original files.
 Caches built with ``protocol="resampled"`` are skipped (their targets are not acquired slices).
@@ -37,7 +41,14 @@ from typing import Any
 import numpy as np
 
 from tascmt.evaluation import metrics as M
-from tascmt.evaluation.folders import surface_metrics
+from tascmt.evaluation.data_match import check_checkpoint_data
+from tascmt.evaluation.folders import (
+    HD95_CONVENTION,
+    aggregate_hd95,
+    hd95_or_diagonal,
+    one_empty_kind,
+    surface_metrics,
+)
 
 #: Image metrics computed for every method on each synthesised slice.
 IMAGE_METRICS = ("psnr", "ssim", "edge_ssim")
@@ -69,6 +80,19 @@ def _case_arrays(info: dict[str, Any], params: dict[str, Any], case_id: str, roo
     return img, fg, inplane, float(vol.spacing[axis])
 
 
+def _recorded_extra(checkpoint: Any, predictor: Any) -> dict[str, Any]:
+    """The preprocessing a checkpoint recorded (``model.json``'s ``extra``), or, for an in-memory
+    ``Predictor``, what it carries (normalisation, in-plane policy kind, gap when set; not the protocol)."""
+    if isinstance(checkpoint, str | os.PathLike):
+        from tascmt.models.checkpoint import read_meta
+
+        return dict(read_meta(checkpoint).get("extra") or {})
+    norm = getattr(predictor, "normalizer", None)
+    kind = getattr(getattr(predictor, "inplane", None), "kind", None)
+    return {"norm": norm.to_dict() if hasattr(norm, "to_dict") else None,
+            "inplane": None if kind is None else {"kind": kind}, "gap_mm": getattr(predictor, "gap_mm", None)}
+
+
 def _image_scores(pred01: np.ndarray, gt01: np.ndarray) -> dict[str, float]:
     return {"psnr": M.psnr(pred01, gt01), "ssim": M.ssim(pred01, gt01),
             "edge_ssim": M.edge_ssim(pred01, gt01)}
@@ -80,7 +104,8 @@ class _Pool:
     def __init__(self) -> None:
         self.img: dict[str, list[float]] = {}
         self.counts: dict[str, list[dict[str, int]]] = {}
-        self.surface: list[tuple[float, float]] = []
+        self.surface: list[tuple[float, float]] = []  # (HD95 or diagonal, surface Dice) per offset
+        self.empty: list[str | None] = []  # one_empty_kind per offset
 
     def add_img(self, method: str, scores: dict[str, float]) -> None:
         for k, v in scores.items():
@@ -113,6 +138,8 @@ def evaluate_volumes(
     offsets: str = "all",
     flow: bool = True,
     reformat_case: str | None = None,
+    allow_mismatch: bool = False,
+    check_data: bool = True,
 ) -> dict[str, Any]:
     """Whole-volume metrics per case of ``split`` at native resolution (see the module docstring).
 
@@ -125,13 +152,20 @@ def evaluate_volumes(
         reformat_case: case whose volumes are returned under ``"reformat"`` for a through-plane figure:
             ``truth`` (n, X, Y), and ``model`` / ``linear`` where every slice that some offset synthesised is
             replaced by its synthesised version (the others, at the ends, stay acquired); None returns none.
+        allow_mismatch: evaluate a checkpoint whose normalisation, target protocol or in-plane policy differ
+            from the cache's (refused otherwise; `tascmt.evaluation.data_match`), labelled in the result.
+        check_data: False when the caller has checked the checkpoint against the cache already
+            (``evaluate_checkpoint`` does, and labels its own summary).
     Returns:
         ``{"protocol", "cases": {case: metrics}, "mean": {metric: mean over cases}, "pooled": {...},
         "skipped": {case: reason}, "n_synth": total synthesised slices}``. Per-case metrics:
         ``psnr_synth``, ``ssim_synth``, ``edge_ssim_synth`` (model) and the same with prefixes ``linear_``,
         ``cubic_`` (and ``flow_``); ``hu_mae_out_model`` / ``hu_mae_out_linear`` (CT); ``dice``, ``iou``,
         ``precision``, ``recall`` (pooled over all output slices), ``dice_inputs``, ``dice_synth``,
-        ``hd95_mm``, ``surface_dice`` (mean over offsets), ``n_synth``, ``n_offsets``.
+        ``hd95_mm``, ``surface_dice`` (mean over offsets; a missed or false-positive volume counts as the
+        in-plane diagonal), ``hd95_missed`` / ``hd95_false`` (such volumes among the case's offsets),
+        ``n_synth``, ``n_offsets``. ``totals``: ``hd95_missed``, ``hd95_false`` and ``hd95_volumes`` summed
+        over cases.
     """
     from tascmt.data.cache import Manifest
     from tascmt.inference import Predictor, SpacingWarning, predict_volume
@@ -141,6 +175,13 @@ def evaluate_volumes(
     manifest = Manifest.load(cache_dir)
     predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor.from_checkpoint(checkpoint,
                                                                                                device=device)
+    labels: dict[str, Any] = {}
+    if check_data:
+        labels = check_checkpoint_data(
+            _recorded_extra(checkpoint, predictor), manifest.params,
+            checkpoint=getattr(predictor, "source", checkpoint), cache_dir=cache_dir,
+            allow_mismatch=allow_mismatch,
+            not_recorded_ok=("protocol", "gap_mm") if isinstance(checkpoint, Predictor) else ())
     norm = predictor.normalizer
     window = (norm.lo, norm.hi) if getattr(norm, "name", "") == "ct_window" else None
     tasks = tuple(predictor.tasks)
@@ -186,7 +227,10 @@ def evaluate_volumes(
                 pool.add_counts("all", pred, gt)
                 pool.add_counts("inputs", pred[0::2], gt[0::2])
                 pool.add_counts("synth", pred[1::2], gt[1::2])
-                pool.surface.append(surface_metrics(pred, gt, (dz * step, *inplane), tolerance_mm))
+                spacing = (dz * step, *inplane)
+                hd, nsd = surface_metrics(pred, gt, spacing, tolerance_mm)
+                pool.surface.append((hd95_or_diagonal(pred, gt, spacing, slice_axis=0, hd95=hd), nsd))
+                pool.empty.append(one_empty_kind(pred, gt))
             pred_img = None if res.image is None else np.moveaxis(res.image, 2, 0)  # (N, X, Y)
             if pred_img is not None:
                 for j in range(1, len(originals), 2):
@@ -252,9 +296,10 @@ def evaluate_volumes(
             entry["dice_synth"] = _overlap(pool.counts["synth"])["dice"]
             if "flow_synth" in pool.counts:
                 entry["flow_dice_synth"] = _overlap(pool.counts["flow_synth"])["dice"]
-            hds = [h for h, _ in pool.surface]
+            agg = aggregate_hd95([h for h, _ in pool.surface], pool.empty)
             nsd = [s for _, s in pool.surface]
-            entry["hd95_mm"] = float(np.mean(hds)) if all(math.isfinite(h) for h in hds) else math.nan
+            entry["hd95_mm"] = math.nan if agg["hd95_mm"] is None else agg["hd95_mm"]
+            entry["hd95_missed"], entry["hd95_false"] = agg["n_missed"], agg["n_false"]
             entry["surface_dice"] = float(np.nanmean(nsd)) if any(math.isfinite(s) for s in nsd) else math.nan
         cases[cid] = entry
     keys = sorted({k for e in cases.values() for k in e if k not in ("n_slices", "n_offsets", "step")})
@@ -263,12 +308,15 @@ def evaluate_volumes(
         vals = [float(e[k]) for e in cases.values()
                 if isinstance(e.get(k), int | float) and math.isfinite(e[k])]
         mean[k] = float(np.mean(vals)) if vals else None
+    totals = {k: int(sum(e.get(k, 0) for e in cases.values())) for k in ("hd95_missed", "hd95_false")}
+    totals["hd95_volumes"] = int(sum(e["n_offsets"] for e in cases.values() if "hd95_mm" in e))
     result = {
         "protocol": PROTOCOL, "resolution": "native", "offsets": offsets,
-        "surface_tolerance_mm": tolerance_mm, "cases": cases, "mean": mean, "skipped": skipped,
+        "surface_tolerance_mm": tolerance_mm, "hd95_convention": HD95_CONVENTION, "cases": cases,
+        "mean": mean, "totals": totals, "skipped": skipped,
         "n_synth": int(sum(e.get("n_synth", 0) for e in cases.values())),
         "checkpoint": str(getattr(predictor, "source", checkpoint)),
-        "inplane": getattr(predictor.inplane, "kind", None),
+        "inplane": getattr(predictor.inplane, "kind", None), **labels,
     }
     if reformat is not None:
         result["reformat"] = reformat

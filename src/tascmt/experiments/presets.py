@@ -7,7 +7,7 @@ the training options it changes (``tascmt.training.TrainConfig`` fields such as 
 also be a JSON file::
 
     {"name": "my_study", "reference": "full",
-     "metrics": ["psnr", "ssim", "dice", "recall"],
+     "metrics": ["psnr", "ssim", "dice", "dice_fg", "recall"],
      "configs": [{"label": "full", "model": "tasc_swinmt"},
                  {"label": "fixed 1:1", "model": "tasc_swinmt",
                   "train": {"balancer": "fixed", "balancer_kwargs": {"weights": [1, 1]}}},
@@ -34,12 +34,25 @@ from tascmt.errors import ConfigError
 
 #: Columns a table can show: summary keys of `tascmt.evaluation.evaluate.evaluate_checkpoint` (see
 #: `tascmt.experiments.runner.extract_metrics`), plus ``val_loss`` (the best unweighted validation loss).
-#: ``*_whole_volume`` columns need ``eval_options={"volumes": True}``.
+#: ``*_whole_volume`` and ``*_synth`` columns need ``eval_options={"volumes": True}`` (whole volumes at
+#: native resolution, `tascmt.evaluation.volume_eval`).
 INTERP_COLUMNS = ("psnr", "ssim", "lpips", "edge_ssim")
 SEG_COLUMNS = ("dice", "iou", "precision", "recall")
-VOLUME_COLUMNS = ("dice_volume", "dice_whole_volume", "hd95_mm_whole_volume", "surface_dice_whole_volume")
-KNOWN_METRICS = (*INTERP_COLUMNS, *SEG_COLUMNS, "dice_y2", "dice_global", "tcs", "tcs_fg", "val_loss",
-                 *VOLUME_COLUMNS)
+#: Ŷ2 on the triplets whose ground-truth Y2 has foreground: predicting nothing scores 0 there (Precision 1).
+FG_COLUMNS = ("dice_fg", "iou_fg", "precision_fg", "recall_fg")
+#: HD95 counts every volume (a missed or false-positive one as the in-plane diagonal), with those counts.
+VOLUME_COLUMNS = ("dice_volume", "dice_whole_volume", "hd95_mm_whole_volume", "hd95_missed_whole_volume",
+                  "hd95_false_whole_volume", "surface_dice_whole_volume")
+#: Whole volumes, on the synthesised slices: the model's image metrics and Dice.
+WHOLE_VOLUME_COLUMNS = ("psnr_synth", "ssim_synth", "edge_ssim_synth", "dice_synth")
+#: The flow-midpoint reference on the same synthesised slices (TV-L1, no training; ``flow_dice_synth``
+#: carries the neighbours' true masks halfway: an oracle).
+FLOW_COLUMNS = ("flow_psnr_synth", "flow_ssim_synth", "flow_edge_ssim_synth", "flow_dice_synth")
+KNOWN_METRICS = (*INTERP_COLUMNS, *SEG_COLUMNS, *FG_COLUMNS, "dice_y2", "dice_global", "tcs", "tcs_fg",
+                 "val_loss", *VOLUME_COLUMNS, *WHOLE_VOLUME_COLUMNS, *FLOW_COLUMNS)
+#: The columns of a table whose specification names none: interpolation, the frame-averaged segmentation and
+#: Dice on foreground middle slices (which predicting nothing cannot game).
+DEFAULT_METRICS = ("psnr", "ssim", "dice", "dice_fg", "recall")
 
 #: Training options a configuration may set (the rest are the runner's: cache, run folder, seed, budget).
 _RUNNER_OWNED = {"cache_dir", "out_dir", "seed", "model", "size"}
@@ -89,7 +102,7 @@ class ExperimentSpec:
     name: str
     configs: tuple[RunSpec, ...]
     reference: str
-    metrics: tuple[str, ...] = ("psnr", "ssim", "dice", "recall")
+    metrics: tuple[str, ...] = DEFAULT_METRICS
     description: str = ""
     deltas_from: str | None = None  # also write a table of differences over this row (Tables 11-12)
 
@@ -162,7 +175,7 @@ _MTL_METHODS = (
     ("direct concatenation", "mtl_concat"),
     ("Shared-Bottom", "mtl_shared_bottom"),
     ("cross-task concatenation", "mtl_cross_concat"),
-    ("MoE (task-agnostic gate)", "mtl_moe"),
+    ("MMoE (multi-gate mixture of experts)", "mtl_moe"),
     ("full", FULL),
 )
 
@@ -185,7 +198,7 @@ PRESETS: dict[str, ExperimentSpec] = {
             RunSpec("full", FULL),
         ),
         reference="full",
-        metrics=(*SEG_COLUMNS, "dice_y2"),
+        metrics=(*SEG_COLUMNS, "dice_y2", "dice_fg", "recall_fg"),
         description="Segmentation baselines (the paper's Tables 5, 7) in two settings: *oracle* (the "
         "segmenter is given the real middle slice X2; not available at prediction time) and *cascade* (given "
         f"X̂2 from {CASCADE_INTERP[0]}). nnU-Net-style = MONAI DynUNet planned with nnU-Net's 2-D rules, not "
@@ -199,7 +212,7 @@ PRESETS: dict[str, ExperimentSpec] = {
             RunSpec("full", FULL),
         ),
         reference="full",
-        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS),
+        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS, "dice_fg"),
         description="Accuracy of the cascades of the efficiency tables (the paper's Tables 24-25; `tascmt "
         "benchmark --model cascade_swinunet_nnunet ...` measures their cost): each interpolation baseline "
         "and segmenter trained separately, the segmenter evaluated on [X1, X̂2, X3]. The paper pairs "
@@ -209,7 +222,7 @@ PRESETS: dict[str, ExperimentSpec] = {
         name="mtl_methods",
         configs=tuple(RunSpec(label, model) for label, model in _MTL_METHODS),
         reference="full",
-        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS),
+        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS, "dice_fg"),
         description="Multi-task methods on the same Swin backbone (the paper's Tables 13, 14).",
     ),
     "ablation": ExperimentSpec(
@@ -224,7 +237,7 @@ PRESETS: dict[str, ExperimentSpec] = {
         configs=(RunSpec("TASC-Interp", "tasc_interp"), RunSpec("TASC-Seg", "tasc_seg"),
                  RunSpec("full", FULL)),
         reference="full",
-        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS, "tcs"),
+        metrics=(*INTERP_COLUMNS, *SEG_COLUMNS, "dice_fg", "tcs"),
         description="Single-task vs multi-task (the paper's Tables 16-19).",
     ),
     "loss_weights": ExperimentSpec(
@@ -290,7 +303,7 @@ def spec_from_dict(d: dict[str, Any], source: str = "<dict>") -> ExperimentSpec:
         name=str(d.get("name") or Path(source).stem),
         configs=tuple(configs),
         reference=str(d.get("reference") or configs[-1].label),
-        metrics=tuple(d.get("metrics") or ("psnr", "ssim", "dice", "recall")),
+        metrics=tuple(d.get("metrics") or DEFAULT_METRICS),
         description=str(d.get("description") or ""),
         deltas_from=d.get("deltas_from"),
     )

@@ -38,9 +38,18 @@ HEADERS = {
     "dice_whole_volume": "3-D Dice (volumes)", "hd95_mm_whole_volume": "HD95 (mm; miss = diagonal)",
     "hd95_missed_whole_volume": "missed volumes", "hd95_false_whole_volume": "false-positive volumes",
     "surface_dice_whole_volume": "surface Dice",
+    "psnr_synth": "PSNR (dB, volumes)", "ssim_synth": "SSIM (volumes)",
+    "edge_ssim_synth": "EdgeSSIM (volumes)",
+    "dice_synth": "Dice (volumes, synth. slices)", "flow_psnr_synth": "flow PSNR (dB, volumes)",
+    "flow_ssim_synth": "flow SSIM (volumes)", "flow_edge_ssim_synth": "flow EdgeSSIM (volumes)",
+    "flow_dice_synth": "flow Dice (volumes, oracle)",
 }
 DIGITS = {"psnr": 2, "val_loss": 4, "hd95_mm_whole_volume": 2, "hd95_missed_whole_volume": 1,
-          "hd95_false_whole_volume": 1}
+          "hd95_false_whole_volume": 1, "psnr_synth": 2, "flow_psnr_synth": 2}
+#: Metrics whose differences (``deltas_from`` tables) are in their own unit (dB, mm, a loss, a count), not in
+#: points ×100.
+UNIT_METRICS = ("psnr", "val_loss", "psnr_synth", "flow_psnr_synth", "hd95_mm_whole_volume",
+                "hd95_missed_whole_volume", "hd95_false_whole_volume")
 #: The convention stated under a table for each segmentation column it shows.
 CONVENTIONS = {
     "dice": "frame avg.: mean over triplets and their three frames; a frame with empty prediction and empty "
@@ -56,8 +65,13 @@ _CONVENTION_OF = {"iou": "dice", "precision": "dice", "recall": "dice", "iou_fg"
                   "precision_fg": "dice_fg", "recall_fg": "dice_fg", "hd95_missed_whole_volume":
                   "hd95_mm_whole_volume", "hd95_false_whole_volume": "hd95_mm_whole_volume"}
 HD95_COUNTS = ("hd95_missed_whole_volume", "hd95_false_whole_volume")
-#: Metrics where the linear-interpolation baseline has a value (shown as an extra, seed-independent row).
+#: Per-triplet metrics where the linear-interpolation baseline has a value (``linear_<metric>``).
 LINEAR_METRICS = ("psnr", "ssim", "lpips", "edge_ssim")
+#: Parameter-free references shown as extra, seed-independent rows under a table: (row label, the prefix of
+#: their values in a run's metrics). A row shows the metrics for which ``<prefix><metric>`` was recorded:
+#: linear for the per-triplet and whole-volume image metrics, the flow midpoint (TV-L1) for the whole-volume
+#: ones (``*_synth``; its Dice carries the neighbours' true masks halfway, an oracle).
+REFERENCE_ROWS = (("linear (X1+X3)/2", "linear_"), ("flow midpoint (TV-L1)", "flow_"))
 
 
 def _values(results: Results, label: str, metric: str) -> list[float | None]:
@@ -76,14 +90,20 @@ def comparison(spec: ExperimentSpec, results: Results) -> dict[str, dict[str, di
             for metric in spec.metrics}
 
 
-def linear_row(results: Results) -> dict[str, float | None]:
-    """Mean over all runs of the linear-interpolation baseline (identical across runs on one split)."""
+def reference_row(results: Results, prefix: str, metrics: Sequence[str]) -> dict[str, float | None]:
+    """Mean over all runs of a parameter-free reference's value ``<prefix><metric>`` of each metric (the
+    same in every run on one split; None where no run recorded it)."""
     out: dict[str, float | None] = {}
-    for metric in LINEAR_METRICS:
-        vals = [m.get(f"linear_{metric}") for per_seed in results.values() for m in per_seed.values()]
-        s = summarize([v if isinstance(v, (int, float)) else None for v in vals])
+    for metric in metrics:
+        vals = [m.get(f"{prefix}{metric}") for per_seed in results.values() for m in per_seed.values()]
+        s = summarize([v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in vals])
         out[metric] = s.mean if s.n else None
     return out
+
+
+def linear_row(results: Results) -> dict[str, float | None]:
+    """Mean over all runs of the linear-interpolation baseline (identical across runs on one split)."""
+    return reference_row(results, "linear_", LINEAR_METRICS)
 
 
 def markdown_table(spec: ExperimentSpec, results: Results, seeds: Sequence[int]) -> str:
@@ -96,15 +116,16 @@ def markdown_table(spec: ExperimentSpec, results: Results, seeds: Sequence[int])
         ref = " (reference)" if c.label == spec.reference else ""
         cells = [comp[m][c.label]["cell"] for m in spec.metrics]
         lines.append(f"| {c.label}{ref} | {model_cell(c)} | " + " | ".join(cells) + " |")
-    lin = linear_row(results)
-    has_linear_row = any(c.is_reference and c.model == "linear_interp" for c in spec.configs)
-    if not has_linear_row and any(m in LINEAR_METRICS and lin.get(m) is not None for m in spec.metrics):
-        cells = ["–" if m not in LINEAR_METRICS or lin.get(m) is None else f"{lin[m]:.{DIGITS.get(m, 4)}f}"
-                 for m in spec.metrics]
-        lines.append("| linear (X1+X3)/2 | – | " + " | ".join(cells) + " |")
+    references = reference_rows_markdown(spec, results)
+    lines += references
     lines += ["", f"Mean ± sample std over seeds {list(seeds)}; Welch's t-test against **{spec.reference}**: "
               "\\* p < 0.05, \\*\\* p < 0.01, \\*\\*\\* p < 0.001 (no marker: not significant or undefined)."]
     lines += conventions_markdown(spec, results)
+    if any(line.startswith(f"| {REFERENCE_ROWS[1][0]} |") for line in references):
+        lines += ["", f"*{REFERENCE_ROWS[1][0]}*: each synthesised slice's two inputs warped halfway along "
+                  "their TV-L1 optical flow and averaged (no training; docs/design.md §7), on the same "
+                  "whole-volume slices; its Dice carries the neighbours' true masks halfway (an oracle, not "
+                  "available at prediction time)."]
     kinds = {c.kind for c in spec.configs}
     if "reference" in kinds:
         lines += ["", "Rows marked *(no training)* are parameter-free references: the same numbers for every "
@@ -116,6 +137,23 @@ def markdown_table(spec: ExperimentSpec, results: Results, seeds: Sequence[int])
     if spec.deltas_from:
         lines += ["", delta_markdown(spec, comp)]
     return "\n".join(lines) + "\n"
+
+
+def reference_rows_markdown(spec: ExperimentSpec, results: Results) -> list[str]:
+    """The table rows of the parameter-free references (:data:`REFERENCE_ROWS`) with a value in at least
+    one of the table's columns. A configuration row of the linear reference already shows its per-triplet
+    metrics, which the linear row then leaves out."""
+    has_linear_row = any(c.is_reference and c.model == "linear_interp" for c in spec.configs)
+    lines = []
+    for label, prefix in REFERENCE_ROWS:
+        values = reference_row(results, prefix, spec.metrics)
+        if prefix == "linear_" and has_linear_row:
+            values = {m: (None if m in LINEAR_METRICS else v) for m, v in values.items()}
+        if all(v is None for v in values.values()):
+            continue
+        cells = ["–" if values[m] is None else f"{values[m]:.{DIGITS.get(m, 4)}f}" for m in spec.metrics]
+        lines.append(f"| {label} | – | " + " | ".join(cells) + " |")
+    return lines
 
 
 def conventions_markdown(spec: ExperimentSpec, results: Results) -> list[str]:
@@ -161,7 +199,7 @@ def model_cell(c: RunSpec) -> str:
 def delta_markdown(spec: ExperimentSpec, comp: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """Differences of means over the ``deltas_from`` row (Tables 11-12): dB for PSNR, else points (×100)."""
     base = spec.deltas_from
-    heads = [f"Δ{HEADERS[m]}" if m == "psnr" else f"Δ{HEADERS[m]} (points ×100)" for m in spec.metrics]
+    heads = [f"Δ{HEADERS[m]}" if m in UNIT_METRICS else f"Δ{HEADERS[m]} (points ×100)" for m in spec.metrics]
     lines = [f"### Differences over {base}", "", "| configuration | " + " | ".join(heads) + " |",
              "|" + "---|" * (len(spec.metrics) + 1)]
     for c in spec.configs:
@@ -171,7 +209,7 @@ def delta_markdown(spec: ExperimentSpec, comp: Mapping[str, Mapping[str, Mapping
             if not (isinstance(a, float) and isinstance(b, float) and math.isfinite(a) and math.isfinite(b)):
                 cells.append("n/a")
                 continue
-            d = a - b if m in ("psnr", "val_loss") else 100.0 * (a - b)
+            d = a - b if m in UNIT_METRICS else 100.0 * (a - b)
             cells.append(f"{d:+.2f}")
         lines.append(f"| {c.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -2,13 +2,16 @@
 
 Each checkpoint folder holds the model as ``tascmt.models.checkpoint.save_model`` writes it
 (``model.safetensors`` + ``model.json`` whose ``extra`` carries what ``predict`` needs from the cache
-manifest: modality, normalisation, in-plane policy, gap) — so ``load_model(run/best)`` needs nothing
-else — and ``last/`` adds ``train_state.safetensors`` + ``train_state.json`` (optimizer, scheduler,
-GradScaler, balancer, every rank's RNG states, the loop counters and early-stopping state).
+manifest: modality, normalisation, in-plane policy, gap, and the cache's data fingerprint) — so
+``load_model(run/best)`` needs nothing else — and ``last/`` adds ``train_state.safetensors`` +
+``train_state.json`` (optimizer, scheduler, GradScaler, balancer, every rank's RNG states, the loop counters
+and early-stopping state).
 Folders are swapped in whole (``state_io.write_checkpoint_dir``): a kill never leaves a half-written one.
 Each save of ``last/`` keeps the one before as ``last.prev/``; a resume whose ``last/`` is damaged (any
 file unreadable, truncated or inconsistent) falls back to ``last.prev/`` with a warning — never to
-``best/``, which would silently rewind the run to its best epoch.
+``best/``, which would silently rewind the run to its best epoch. A resume on a cache whose data
+fingerprint differs from the one the run recorded (the cache was prepared again from other data or with
+other settings) is refused with a :class:`ConfigError` naming both.
 
 Saving is collective under DDP (RNG states are gathered from every rank); only rank 0 writes. Rank 0 also
 holds the run folder's lock (:func:`lock_run_folder`) for the whole run, so that a second training on the
@@ -59,9 +62,11 @@ MANIFEST_KEYS = ("modality", "norm", "inplane", "gap_mm", "tol_mm", "protocol", 
                  "task_name", "label_values", "flow")
 
 
-def data_extra(cache_dir: str | Path) -> dict[str, Any]:
+def data_extra(cache_dir: str | Path, with_fingerprint: bool = True) -> dict[str, Any]:
     """The manifest parameters ``predict`` needs (``MANIFEST_KEYS``: modality, ``norm`` dict, ``inplane``
-    dict, ``gap_mm``, ...) plus ``cache_param_hash``; ``{}`` when the cache has no manifest."""
+    dict, ``gap_mm``, ...) plus ``cache_param_hash`` and ``data_fingerprint`` (the cache's content
+    fingerprint, :meth:`tascmt.data.cache.Manifest.fingerprint`; computed from the arrays for a cache that
+    does not record one, unless ``with_fingerprint`` is False); ``{}`` when the cache has no manifest."""
     path = Path(cache_dir) / "manifest.json"
     if not path.is_file():
         return {}
@@ -77,6 +82,13 @@ def data_extra(cache_dir: str | Path) -> dict[str, Any]:
         out["pixel_spacing"] = [float(v) for v in np.median(np.asarray(spacings, dtype=float), axis=0)]
     if "param_hash" in manifest:
         out["cache_param_hash"] = manifest["param_hash"]
+    if isinstance(manifest.get("fingerprint"), str):
+        out["data_fingerprint"] = manifest["fingerprint"]
+    elif with_fingerprint and "params" in manifest:
+        from tascmt.data.cache import Manifest
+
+        with contextlib.suppress(TascmtError, OSError, ValueError):  # not a readable cache: nothing to record
+            out["data_fingerprint"] = Manifest.load(cache_dir).fingerprint()
     return out
 
 
@@ -263,6 +275,7 @@ def _restore_from(trainer: CheckpointedTrainer, folder: Path) -> None:
     if saved is not None and not isinstance(saved, dict):
         raise CheckpointError(f"{jpath}: the training state's 'config' entry is not an object (damaged file)")
     _check_same_settings(saved, trainer.config.to_dict(), folder)
+    _check_same_data(trainer, folder)
     _check_weights_file(folder / "model.safetensors")
     try:
         trainer.load_model_weights(folder)
@@ -327,6 +340,26 @@ def _check_same_settings(saved: dict[str, Any] | None, current: dict[str, Any], 
         detail = ", ".join(f"{k}: {saved.get(k)!r} → {current.get(k)!r}" for k in diff)
         raise ConfigError(f"{folder}: cannot resume with changed training settings ({detail}); only "
                           f"{sorted(RUNTIME_FIELDS)} may differ")
+
+
+def _check_same_data(trainer: CheckpointedTrainer, folder: Path) -> None:
+    """Refuse to resume on a cache whose data fingerprint differs from the one the checkpoint recorded
+    (checkpoints without one, and caches that are not triplet caches, are not checked)."""
+    try:
+        saved = json.loads((folder / "model.json").read_text(encoding="utf-8")).get("extra", {})
+    except (OSError, ValueError, AttributeError):  # a damaged model.json is reported by the weights' loader
+        return
+    recorded = saved.get("data_fingerprint") if isinstance(saved, dict) else None
+    if not isinstance(recorded, str):
+        return
+    if not hasattr(trainer, "_data_extra"):
+        trainer._data_extra = data_extra(trainer.config.cache_dir)
+    current = trainer._data_extra.get("data_fingerprint")
+    if current is not None and current != recorded:
+        raise ConfigError(f"{folder}: cannot resume on the cache {trainer.config.cache_dir}: its data "
+                          f"fingerprint is {current}, but the run was trained on data with fingerprint "
+                          f"{recorded} (the cache was prepared again from other data or with other "
+                          "settings); prepare the run's data again or start a new run")
 
 
 def _finite_or_none(x: float) -> float | None:

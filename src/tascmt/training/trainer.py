@@ -102,7 +102,7 @@ class Trainer(EpochBookkeeping):
 
         cfg = self.config
         overrides = dict(cfg.model_overrides)
-        size = checkpointing.data_extra(cfg.cache_dir).get("size")
+        size = checkpointing.data_extra(cfg.cache_dir, with_fingerprint=False).get("size")
         if "img_size" not in overrides and isinstance(size, int):
             overrides["img_size"] = size  # the model's nominal size is the cache's in-plane size
         try:
