@@ -65,6 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="tiles per model call (native checkpoints; default 8)")
     p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
                    help="fp32 (default), bf16 autocast, or auto (detects bf16 units and says what it chose)")
+    p.add_argument("--resample-tilt", action="store_true",
+                   help="resample gantry-tilted DICOM series onto a regular grid (default: refuse them)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             tile_overlap=args.tile_overlap,
             tile_batch=args.tile_batch,
             precision=args.precision,
+            resample_tilt=args.resample_tilt,
         )
     n_out = sum(s["n_out"] for s in summaries)
     seconds = sum(s["seconds"] for s in summaries)

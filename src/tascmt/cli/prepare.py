@@ -43,6 +43,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="also store each triplet's flow midpoint (TV-L1 optical flow between its inputs), "
                         "for models trained with --override interp_base=flow (~0.3 s per 200² pair, ~2 s "
                         "per 512²)")
+    p.add_argument("--resample-tilt", action="store_true",
+                   help="resample gantry-tilted DICOM series onto a regular grid (default: refuse them)")
     p.add_argument("--allow-tiny-split", action="store_true",
                    help="with fewer than 3 cases, train on all of them (no validation or test split, no "
                         "early stopping) instead of refusing")
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         args.task, args.out, size=args.size, gap_mm=args.gap_mm, tol_mm=args.tol_mm, protocol=args.protocol,
         fg_policy_train=args.fg_train, fg_policy_eval=args.fg_eval, bg_fraction=args.bg_fraction,
         norm=args.norm, inplane=args.inplane, split_seed=args.split_seed,
-        allow_tiny_split=args.allow_tiny_split, flow_base=args.flow_base, label_values=args.labels,
+        allow_tiny_split=args.allow_tiny_split, flow_base=args.flow_base, resample_tilt=args.resample_tilt,
+        label_values=args.labels,
         slice_axis=args.slice_axis, modality=args.modality, progress=not args.no_progress,
     )
     return 0

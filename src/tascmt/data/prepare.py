@@ -128,7 +128,7 @@ def _label_values(label: np.ndarray, chunk: int = 8) -> list[int]:
 def _process_case(ref, load_volume, p: dict, inplane: InplanePolicy, out: Path,
                   declared: dict) -> tuple[dict, list[dict]]:
     """Load one case, write its arrays into ``out``; return (case info, triplet records without split)."""
-    vol = load_volume(ref.image, ref.label, case_id=ref.case_id)
+    vol = load_volume(ref.image, ref.label, case_id=ref.case_id, resample_tilt=bool(p.get("resample_tilt")))
     if declared:
         undeclared = sorted(set(_label_values(vol.label)) - set(declared))
         if undeclared:
@@ -255,6 +255,7 @@ def prepare_dataset(
     n_folds: int = 5,
     allow_tiny_split: bool = False,
     flow_base: bool = False,
+    resample_tilt: bool = False,
     label_values: list[int] | None = None,
     slice_axis: int | None = None,
     modality: str | None = None,
@@ -274,6 +275,7 @@ def prepare_dataset(
             MRI → minmax_pair; unknown → ConfigError).
         inplane: in-plane policy: ``native`` (default), ``pad_resize`` (the paper's protocol) or ``none``.
         split_seed, n_folds: patient split; an existing ``out_dir/splits.json`` is reused.
+        resample_tilt: resample gantry-tilted DICOM series onto a regular grid (refused by default).
         flow_base: also store the flow midpoint of every triplet's input pair (TV-L1; ~0.3 s per 200² pair,
             ~2 s per 512² pair on 2 cores), for models with ``interp_base="flow"``.
         allow_tiny_split: with fewer than 3 cases, put all of them in train (no validation, no test; training
@@ -313,6 +315,7 @@ def prepare_dataset(
         "label_values": None if label_values is None else sorted(int(v) for v in label_values),
         "slice_axis": slice_axis,
         "flow": FlowParams().to_dict() if flow_base else None,
+        "resample_tilt": bool(resample_tilt),
     }
     splits = _resolve_splits(out_dir, [c.case_id for c in task.cases], split_seed, n_folds, allow_tiny_split)
     param_hash = _hash({"params": params, "inputs": _input_files(task.cases), "splits": splits})

@@ -143,6 +143,7 @@ def predict_files(
     tile_overlap: float | None = None,
     tile_batch: int | None = None,
     precision: str | None = None,
+    resample_tilt: bool = False,
 ) -> list[dict]:
     """Predict every volume under ``input`` and write the results under ``output``.
 
@@ -169,7 +170,7 @@ def predict_files(
         predictor = Predictor.from_checkpoint(checkpoint, device)
     summaries = []
     for plan in plans:
-        vol = load_volume(plan.input)
+        vol = load_volume(plan.input, resample_tilt=resample_tilt)
         t0 = time.perf_counter()
         res = predict_volume(
             vol,

@@ -23,6 +23,8 @@ from tascmt.errors import ConfigError
 #: AdamW learning rate of the paper protocol, and the one measured best for CPU-size models in a budget.
 PAPER_LR = 1e-4
 SMALL_LR = 1e-3
+#: Optimiser steps per epoch of the CPU sizes (the ``paper`` size keeps one-pass epochs).
+STEPS_PER_EPOCH = 250
 
 #: Fields that may differ between a run and its resumption (they do not change the maths of training).
 RUNTIME_FIELDS = frozenset(
@@ -41,8 +43,9 @@ class TrainConfig:
         model / size / model_overrides: passed to ``tascmt.models.create_model(model, size, **overrides)``.
         epochs: number of epochs (≤ 100 in the paper protocol); also the cosine schedule's ``T_max`` when no
             budget (``max_steps`` / ``max_minutes``) is set.
-        steps_per_epoch: optimiser steps per epoch, samples drawn with replacement (default 250); None for
-            epochs of one pass over the training triplets (the paper's protocol).
+        steps_per_epoch: optimiser steps per epoch, samples drawn with replacement; None for epochs of one
+            pass over the training triplets; ``"auto"`` (default): one pass for the ``paper`` size (its
+            protocol), 250 otherwise.
         min_epochs: validation rounds before early stopping may act.
         lr_schedule: ``"auto"`` (cosine over the budget when ``max_steps`` or ``max_minutes`` is set, stepped
             every optimiser step; else over ``epochs``), ``"budget"`` or ``"epochs"``.
@@ -88,7 +91,7 @@ class TrainConfig:
     size: str = "small"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     epochs: int = 100
-    steps_per_epoch: int | None = 250
+    steps_per_epoch: int | str | None = "auto"
     min_epochs: int = 0
     lr_schedule: str = "auto"
     batch_size: int = 2
@@ -123,6 +126,8 @@ class TrainConfig:
         self.out_dir = str(self.out_dir)
         if self.lr is None:
             self.lr = PAPER_LR if self.size == "paper" else SMALL_LR
+        if self.steps_per_epoch == "auto":  # the paper protocol keeps one-pass epochs
+            self.steps_per_epoch = None if self.size == "paper" else STEPS_PER_EPOCH
         self.validate()
 
     def validate(self) -> None:
