@@ -25,9 +25,6 @@ from tascmt.errors import ConfigError
 
 KINDS = ("native", "pad_resize", "none")
 
-#: The policy that reproduces the paper's protocol (every slice resized to the model size).
-PAPER_POLICY = "pad_resize"
-
 
 class InplanePolicy:
     """Native pixels (tiles), pad-to-square + resize, or nothing; exactly invertible in shape and position.
