@@ -52,7 +52,7 @@ def test_comparison_presets_resolve_to_registered_models():
     mtl = PRESETS["mtl_methods"]
     assert {c.model for c in mtl.configs} == {"mtl_concat", "mtl_shared_bottom", "mtl_cross_concat",
                                               "mtl_moe", "tasc_swinmt"}
-    assert {"psnr", "dice"} <= set(mtl.metrics)
+    assert {"psnr", "psnr_synth", "dice_fg", "dice_synth", "hd95_mm_whole_volume"} <= set(mtl.metrics)
     from tascmt.models.baselines.cascade import CASCADES
 
     pairs = {(c.interp, c.model) for c in PRESETS["cascades"].configs if c.interp}

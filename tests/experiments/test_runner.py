@@ -72,6 +72,30 @@ def test_figures(experiment):
     assert (out / "runs" / "kendall" / "seed0" / "eval" / "figures" / "interpolation.png").is_file()
 
 
+def test_experiments_sharing_a_runs_folder_reuse_each_others_rows(experiment, tmp_path):
+    """Another experiment given the same runs folder reuses a row by its label, and a row with another label
+    but the same model, settings, data and evaluation (the Kendall row of a balancing table = the full
+    model); a row that differs in one setting is trained."""
+    cache, _, out, first = experiment
+    spec = {"name": "shared", "reference": "dynamic", "metrics": ["psnr", "dice"],
+            "configs": [{"label": "fixed 1:1", "model": "tasc_swinmt",
+                         "train": {"balancer": "fixed", "balancer_kwargs": {"weights": [1.0, 1.0]}}},
+                        {"label": "dynamic", "model": "tasc_swinmt", "train": {"balancer": "kendall"}},
+                        {"label": "fixed 1:2", "model": "tasc_swinmt",
+                         "train": {"balancer": "fixed", "balancer_kwargs": {"weights": [1.0, 2.0]}}}]}
+    messages: list[str] = []
+    shared = run_experiment(spec, cache, tmp_path / "shared", seeds=(1,), size="tiny", budget=BUDGET,
+                            train_options=RUNTIME, log=messages.append, runs_dir=out / "runs")
+    assert sorted(shared.reused) == ["dynamic/seed1", "fixed_1_1/seed1"] and shared.trained == ["fixed_1_2/seed1"]
+    assert shared.results["dynamic"][1] == first.results["kendall"][1]
+    assert shared.results["fixed 1:1"][1] == first.results["fixed 1:1"][1]
+    assert any("kendall" in m and "reused" in m for m in messages)
+    assert not (out / "runs" / "dynamic").exists()  # reused in place, nothing copied
+    assert (out / "runs" / "fixed_1_2" / "seed1" / MARKER).is_file()
+    assert not (tmp_path / "shared" / "runs").exists()
+    assert "loss_dynamic.png" in {p.name for p in shared.figures}  # figures follow the run it reused
+
+
 def test_finished_runs_are_reused_and_a_mismatch_runs_again(experiment, capsys):
     cache, spec_path, out, first = experiment
     code = cli_main(["experiment", str(spec_path), "--cache", str(cache), "-o", str(out), "--seeds", "0", "1",

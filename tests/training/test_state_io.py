@@ -88,6 +88,18 @@ def test_config_validates_and_roundtrips(tmp_path):
         TrainConfig.from_dict({"cache_dir": "c", "out_dir": "o", "learning_rate": 1})
 
 
+def test_a_fresh_dict_gets_todays_defaults_and_an_old_config_file_its_own(tmp_path):
+    """``from_dict`` (the experiment runner, ``train(dict)``) uses the current defaults: fixed-step epochs and
+    an lr annealed over the step budget; only a config.json written before those existed is read back with
+    one-pass epochs annealed over the epochs (the experiments once ran with a constant lr this way)."""
+    fresh = TrainConfig.from_dict({"cache_dir": "c", "out_dir": "o", "max_steps": 800})
+    assert (fresh.steps_per_epoch, fresh.lr_schedule) == (250, "auto")
+    old = {k: v for k, v in fresh.to_dict().items() if k not in ("steps_per_epoch", "lr_schedule")}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    loaded = TrainConfig.load(tmp_path / "config.json")
+    assert (loaded.steps_per_epoch, loaded.lr_schedule) == (None, "epochs")
+
+
 def test_sampler_resumes_inside_an_epoch_and_splits_ranks():
     data = list(range(10))
     full = ResumableSampler(data, 1, 0, shuffle=True, seed=5)

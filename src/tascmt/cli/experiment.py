@@ -18,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="run a named experiment (ablation, balancing, ...) over several seeds and tabulate it",
         description="Train every configuration of PRESET for every seed on the cache's split, evaluate "
         "each best checkpoint and write mean ± std tables with Welch's t-test against the reference "
-        "configuration (* p<0.05, ** p<0.01, *** p<0.001). Finished runs in OUT are reused. "
+        "configuration (* p<0.05, ** p<0.01, *** p<0.001). Finished runs in OUT (or --runs) are reused. "
         "References (linear, cubic) are evaluated without training; in seg_baselines each segmenter is "
         "reported in the oracle setting (given the real middle slice) and the cascade setting (given an "
         "interpolation baseline's output) as separate rows. "
@@ -34,7 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="optimiser steps per run")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="shorten every epoch to N steps")
     p.add_argument("--batch-size", type=int, default=None, help="training batch size")
-    p.add_argument("--lr", type=float, default=None, help="learning rate for every run (default 1e-4)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate for every run (default: 1e-3, 1e-4 for the paper size)")
     p.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE", type=key_value,
                    help="model config value for every run (repeatable; JSON values, e.g. "
                    "interp_output=residual); a configuration's own model_overrides replace these")
@@ -44,8 +45,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="do not write figures")
     p.add_argument("--lpips-vgg", default=None, metavar="FILE", help="VGG16 weights for LPIPS")
     p.add_argument("--lpips-lin", default=None, metavar="FILE", help="LPIPS v0.1 linear-head weights")
-    p.add_argument("--volumes", action="store_true",
-                   help="also evaluate whole test volumes through predict_volume (3-D Dice, HD95)")
+    p.add_argument("--volumes", action=argparse.BooleanOptionalAction, default=None,
+                   help="evaluate whole test volumes at native resolution through predict_volume (every "
+                   "thinning offset; model, linear, cubic and flow rows; 3-D Dice, HD95); default: on for "
+                   "models of the input pair on an acquired-protocol cache")
+    p.add_argument("--runs", default=None, metavar="DIR",
+                   help="folder of the training runs (default OUT/runs); experiments given the same DIR "
+                   "share their runs: a row trained for one is reused by another with the same model, "
+                   "settings, data and evaluation, whatever its label")
     return p
 
 
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         options["model_overrides"] = dict(args.model_override)
     result = run_experiment(args.preset, args.cache, args.out, seeds=args.seeds, budget=budget,
                             size=args.size, train_options=options, split=args.split, device=args.device,
-                            figures=not args.no_figures,
+                            figures=not args.no_figures, runs_dir=args.runs,
                             eval_options={"lpips_vgg": args.lpips_vgg, "lpips_lin": args.lpips_lin,
                                           "volumes": args.volumes})
     print(result.tables["markdown"].read_text(encoding="utf-8"))

@@ -36,14 +36,18 @@ def _has_values(log_path: Path, column: str) -> bool:
 
 
 def experiment_figures(spec: ExperimentSpec, out_dir: Path, seeds: Sequence[int],
-                       log: Callable[[str], None] = print) -> list[Path]:
-    """Write the experiment figures into ``out_dir/figures``; returns their paths."""
+                       log: Callable[[str], None] = print,
+                       run_dirs: dict[str, dict[int, Path]] | None = None) -> list[Path]:
+    """Write the experiment figures into ``out_dir/figures``; returns their paths. ``run_dirs``: the run
+    folder of each configuration label and seed (default ``out_dir/runs/<config>/seed<k>``)."""
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     first: dict[str, Path] = {}
     for c in spec.configs:
-        logs = {f"seed {s}": _run_log(out_dir / "runs" / c.slug / f"seed{s}" / "train") for s in seeds}
+        where = (run_dirs or {}).get(c.label, {})
+        logs = {f"seed {s}": _run_log(where.get(s, out_dir / "runs" / c.slug / f"seed{s}") / "train")
+                for s in seeds}
         logs = {k: p for k, p in logs.items() if p is not None}
         if not logs:
             log(f"  figures: no training log for {c.label!r}, skipped")

@@ -38,6 +38,7 @@ __all__ = [
     "checkpoint_in",
     "config_defaults",
     "evaluation_key",
+    "find_equivalent",
     "input_kind",
     "is_reference_model",
     "key_differences",
@@ -169,6 +170,22 @@ def load_finished(run_dir: Path, key: dict[str, Any]) -> tuple[dict[str, Any] | 
     return (None, diffs) if diffs else (data, [])
 
 
+def find_equivalent(run_dir: Path, key: dict[str, Any]) -> Path | None:
+    """A finished run of another configuration (a sibling ``<runs>/<other label>/<seed folder>``) whose key
+    matches ``key``: the same model trained with the same settings on the same data and evaluated the same
+    way under another row's label (e.g. the full model's run as the Kendall row of a balancing table)."""
+    for other in sorted(run_dir.parent.parent.glob(f"*/{run_dir.name}")):
+        if other == run_dir or not (other / MARKER).exists():
+            continue
+        try:
+            recorded = read_record(other, MARKER, RESULT_FILE)
+        except ConfigError:
+            continue  # a damaged run is reported where it is used, not here
+        if not key_differences(recorded, key):
+            return other
+    return None
+
+
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 1] + "…"
@@ -274,19 +291,20 @@ def input_kind(spec_row: RunSpec, size: str) -> str:
     return getattr(model_config(spec_row.model, size), "input_frames", "pair")
 
 
-def part_dirs(spec: ExperimentSpec, out_dir: Path) -> Callable[[str, dict[str, Any], int], Path]:
-    """Where a cascade part (model, train options, seed) is trained: the run folder of the experiment's
-    plain row with the same model and options when there is one, else ``parts/<model>[_<hash>]/seed<k>``."""
+def part_dirs(spec: ExperimentSpec, runs_root: Path) -> Callable[[str, dict[str, Any], int], Path]:
+    """Where a cascade part (model, train options, seed) is trained: the run folder (under ``runs_root``) of
+    the experiment's plain row with the same model and options when there is one, else
+    ``parts/<model>[_<hash>]/seed<k>`` beside ``runs_root``."""
     import hashlib
 
     def where(model: str, train: dict[str, Any], seed: int) -> Path:
         for c in spec.configs:
             if c.model == model and c.interp is None and not c.is_reference and c.train == train:
-                return out_dir / "runs" / c.slug / f"seed{seed}"
+                return runs_root / c.slug / f"seed{seed}"
         tag = ""
         if train:
             tag = "_" + hashlib.sha1(json.dumps(train, sort_keys=True).encode()).hexdigest()[:8]
-        return out_dir / "parts" / f"{model}{tag}" / f"seed{seed}"
+        return runs_root.parent / "parts" / f"{model}{tag}" / f"seed{seed}"
 
     return where
 

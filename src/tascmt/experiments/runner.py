@@ -27,6 +27,12 @@ Rows that are not one trained model (`tascmt.experiments.presets.RunSpec`):
   oracle row's segmenter is the cascade's segmenter), else ``parts/<model>/seed<k>/``; a part trained
   once (marker ``TRAINED``) is reused by every row that needs it.
 
+With ``runs_dir`` (``tascmt experiment --runs DIR``) the runs live in ``DIR/<config>/seed<k>`` (cascade
+parts in ``DIR/../parts``) instead, so that several experiments share them: a table's row is reused from
+another experiment's row of the same label, or of another label whose key matches (the full model's run
+serves as the Kendall row of the balancing table). The committed summaries of such a folder
+(``result.json`` + ``COMPLETED``) rebuild the tables without training.
+
 ``planning.py`` decides where each run lives and whether a finished one is reused; this module executes.
 """
 
@@ -52,6 +58,7 @@ from tascmt.experiments.planning import (
     check_models,
     checkpoint_in,
     evaluation_key,
+    find_equivalent,
     input_kind,
     is_reference_model,
     load_finished,
@@ -235,12 +242,17 @@ def run_one(spec_row: RunSpec, seed: int, cache_dir: Path, run_dir: Path, size: 
         settings = run_settings(train_config(spec_row, seed, cache_dir, run_dir / "train", size, base))
 
     def finished() -> dict[str, Any] | None:
-        done, diffs = load_finished(run_dir, run_key(settings, data.fingerprint, split, evaluation))
+        key = run_key(settings, data.fingerprint, split, evaluation)
+        done, diffs = load_finished(run_dir, key)
         if done is not None:
             log(f"  {spec_row.label} seed {seed}: finished earlier, reused")
         elif diffs:
             log(f"  {spec_row.label} seed {seed}: the finished run in {run_dir} does not match "
                 f"({'; '.join(diffs)}); running it again")
+        elif spec_row.kind == "trained" and (twin := find_equivalent(run_dir, key)) is not None:
+            log(f"  {spec_row.label} seed {seed}: the same model, settings, data and evaluation as the "
+                f"finished run {twin}; reused")
+            done = {**load_finished(twin, key)[0], "run_dir": str(twin)}
         return done
 
     done = finished() if spec_row.interp is None else None
@@ -308,6 +320,7 @@ def run_experiment(
     figures: bool = True,
     log: Callable[[str], None] | None = None,
     eval_options: dict[str, Any] | None = None,
+    runs_dir: str | os.PathLike | None = None,
 ) -> ExperimentResult:
     """Train and evaluate every configuration of an experiment for every seed; write tables and figures.
 
@@ -329,6 +342,9 @@ def run_experiment(
         eval_options: further ``evaluate_checkpoint`` arguments (``lpips_vgg``, ``lpips_lin``, ``fg_policy``,
             ``volumes``, ``flow``, ``allow_mismatch``); those that change the numbers are part of a run's
             reuse key (`tascmt.experiments.planning.evaluation_key`).
+        runs_dir: where the runs live (default ``out_dir/runs``); experiments given the same folder share
+            their runs (a row of one is reused by a row of another with the same label, or with another
+            label and the same model, settings, data and evaluation).
 
     A finished run is reused only when the data fingerprint, the split, the evaluation options and the
     model and training settings all match; otherwise it is evaluated (and, when its settings or data
@@ -346,26 +362,29 @@ def run_experiment(
     check_models(spec)
     data = DataId.of(cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    runs_root = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
     write_json_atomic(out_dir / "experiment.json", {
         "name": spec.name, "reference": spec.reference, "metrics": list(spec.metrics), "seeds": seeds,
         "size": size, "split": split, "cache_dir": str(cache_dir), "data_fingerprint": data.fingerprint,
-        "base_train_options": base,
+        "base_train_options": base, "runs_dir": str(runs_root),
         "configs": [{"label": c.label, "model": c.model, "train": c.train,
                      **({"interp": c.interp} if c.interp else {})} for c in spec.configs],
     })
     results: dict[str, dict[int, dict[str, Any]]] = {}
     reused, trained = [], []
-    parts_at = part_dirs(spec, out_dir)
+    parts_at = part_dirs(spec, runs_root)
+    locations: dict[str, dict[int, Path]] = {}
     log(f"experiment {spec.name}: {len(spec.configs)} configurations × {len(seeds)} seeds on split {split!r} "
         f"of data {data.fingerprint}")
     for c in spec.configs:
-        results[c.label] = {}
+        results[c.label], locations[c.label] = {}, {}
         for seed in seeds:
-            run_dir = out_dir / "runs" / c.slug / f"seed{seed}"
+            run_dir = runs_root / c.slug / f"seed{seed}"
             res, was_reused = run_one(c, seed, cache_dir, run_dir, size, base, split, eval_batch_size, device,
                                       eval_figures=figures and seed == seeds[0], log=log,
                                       eval_options=eval_options, part_dir=parts_at, data=data)
             results[c.label][seed] = res["metrics"]
+            locations[c.label][seed] = Path(res.get("run_dir") or run_dir)
             (reused if was_reused else trained).append(f"{c.slug}/seed{seed}")
     tables = {
         "markdown": write_text_atomic(out_dir / "results.md", f"# Experiment: {spec.name}\n\n"
@@ -377,7 +396,7 @@ def run_experiment(
     if figures:
         from tascmt.experiments.figures import experiment_figures
 
-        figs = experiment_figures(spec, out_dir, seeds, log)
+        figs = experiment_figures(spec, out_dir, seeds, log, run_dirs=locations)
     log(f"experiment {spec.name}: tables in {tables['markdown']}")
     return ExperimentResult(spec, out_dir, results, tables, figs, reused, trained)
 

@@ -182,9 +182,6 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown train option(s) {unknown}; known options: {sorted(known)}")
-        d = dict(d)
-        d.setdefault("steps_per_epoch", None)  # runs written before fixed-step epochs made one-pass epochs
-        d.setdefault("lr_schedule", "epochs")  # ... and annealed over the epochs
         return cls(**d)
 
     @classmethod
@@ -194,6 +191,9 @@ class TrainConfig:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"{path}: cannot read the training configuration ({err})") from err
+        if isinstance(data, dict):  # a run written before fixed-step epochs: one-pass epochs, annealed over
+            data.setdefault("steps_per_epoch", None)  # the epochs (a fresh dict gets today's defaults)
+            data.setdefault("lr_schedule", "epochs")
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> TrainConfig:
