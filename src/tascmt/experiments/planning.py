@@ -170,10 +170,11 @@ def load_finished(run_dir: Path, key: dict[str, Any]) -> tuple[dict[str, Any] | 
     return (None, diffs) if diffs else (data, [])
 
 
-def find_equivalent(run_dir: Path, key: dict[str, Any]) -> Path | None:
-    """A finished run of another configuration (a sibling ``<runs>/<other label>/<seed folder>``) whose key
-    matches ``key``: the same model trained with the same settings on the same data and evaluated the same
-    way under another row's label (e.g. the full model's run as the Kendall row of a balancing table)."""
+def find_equivalent(run_dir: Path, key: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+    """``(folder, result)`` of a finished run of another configuration (a sibling
+    ``<runs>/<other label>/<seed folder>``) whose key matches ``key``: the same model trained with the same
+    settings on the same data and evaluated the same way under another row's label (e.g. the full model's
+    run as the Kendall row of a balancing table); None when there is none."""
     for other in sorted(run_dir.parent.parent.glob(f"*/{run_dir.name}")):
         if other == run_dir or not (other / MARKER).exists():
             continue
@@ -182,7 +183,7 @@ def find_equivalent(run_dir: Path, key: dict[str, Any]) -> Path | None:
         except ConfigError:
             continue  # a damaged run is reported where it is used, not here
         if not key_differences(recorded, key):
-            return other
+            return other, recorded
     return None
 
 

@@ -251,8 +251,8 @@ def run_one(spec_row: RunSpec, seed: int, cache_dir: Path, run_dir: Path, size: 
                 f"({'; '.join(diffs)}); running it again")
         elif spec_row.kind == "trained" and (twin := find_equivalent(run_dir, key)) is not None:
             log(f"  {spec_row.label} seed {seed}: the same model, settings, data and evaluation as the "
-                f"finished run {twin}; reused")
-            done = {**load_finished(twin, key)[0], "run_dir": str(twin)}
+                f"finished run {twin[0]}; reused")
+            done = {**twin[1], "run_dir": str(twin[0])}
         return done
 
     done = finished() if spec_row.interp is None else None
